@@ -1,0 +1,15 @@
+"""Project settings: config loading, hooks and the catalog class."""
+
+from kedro.config import OmegaConfigLoader
+
+from unger.hooks import ValidateParametersHook
+
+HOOKS = (ValidateParametersHook(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Without "soft", an env that sets one key of a group would drop the rest of that group.
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft", "catalog": "soft"},
+}
