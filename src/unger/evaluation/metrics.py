@@ -1,0 +1,48 @@
+"""Recall@K and NDCG@K for next-item prediction with one relevant item per user."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+
+def rank_of_target(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """0-based position of each user's target in its ranked list, or -1 where it is absent.
+
+    Args:
+        ranked: (users, k) item ids, best first.
+        targets: (users,) the held-out item ids.
+    """
+    ranked = np.asarray(ranked)
+    targets = np.asarray(targets).reshape(-1, 1)
+    if ranked.shape[0] != targets.shape[0]:
+        raise ValueError(f"{ranked.shape[0]} ranked lists for {targets.shape[0]} targets")
+    hits = ranked == targets
+    return np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
+
+
+def recall_ndcg(ranks: np.ndarray, ks: Iterable[int] = (5, 10, 20)) -> dict[str, float]:
+    """Mean Recall@k and NDCG@k over users from target ranks (-1 = not retrieved).
+
+    With a single relevant item, NDCG@k = 1 / log2(rank + 2) when rank < k, else 0.
+    """
+    ranks = np.asarray(ranks)
+    if ranks.size == 0:
+        raise ValueError("no users to evaluate")
+    found = ranks >= 0
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = found & (ranks < k)
+        gain = np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 0) + 2.0), 0.0)
+        out[f"recall@{k}"] = float(hit.mean())
+        out[f"ndcg@{k}"] = float(gain.mean())
+    return out
+
+
+def evaluate_rankings(ranked: np.ndarray, targets: np.ndarray, ks: Iterable[int] = (5, 10, 20)) -> dict[str, float]:
+    """Recall/NDCG@k of ranked lists against targets."""
+    ks = tuple(ks)
+    if np.asarray(ranked).shape[1] < max(ks):
+        raise ValueError(f"ranked lists hold {np.asarray(ranked).shape[1]} items, fewer than k={max(ks)}")
+    return recall_ndcg(rank_of_target(ranked, targets), ks)
