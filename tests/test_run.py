@@ -54,3 +54,15 @@ def test_bad_parameter_fails_before_any_node(project: Path):
     with pytest.raises(ValueError, match=r"data_processing\.k_core"):
         _run(project, "data_processing", data_processing={"category": "Synthetic", "k_core": 0})
     assert not list((project / "data" / "02_intermediate").rglob("*.parquet"))
+
+
+def test_notebook_code_runs_against_the_catalog(project: Path):
+    import nbformat
+
+    _run(project, "data_processing")
+    notebook = nbformat.read(PROJECT_ROOT / "notebooks" / "explore_outputs.ipynb", as_version=4)
+    namespace: dict = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, "explore_outputs.ipynb", "exec"), namespace)
+    assert namespace["stats"]["users"] == len(namespace["test"]) == len(namespace["train"])
