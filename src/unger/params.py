@@ -1,10 +1,17 @@
-"""Typed parameter groups, one per pipeline; validated before any node runs (see ``hooks.py``)."""
+"""Typed parameter groups, one per pipeline, validated before any node runs (see ``hooks.py``).
+
+Groups whose fields are a model's own config dataclass (``FusionConfig``, ...) point at it by import
+path, so the YAML, the validation and the model share one definition and the CLI does not import torch
+at start-up.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 
 class Params(BaseModel):
@@ -24,17 +31,60 @@ class DataProcessingParams(Params):
 class RuntimeParams(Params):
     device: Literal["auto", "cpu", "cuda", "mps"] | str = "auto"
     seed: int = 2024
+    checkpoint_dir: str = Field(
+        "data/06_models/checkpoints",
+        description="resumable training checkpoints, named after a hash of their config and inputs",
+    )
 
 
-PARAMETER_GROUPS: dict[str, type[Params]] = {
+class EncoderParams(Params):
+    model: str = "all-MiniLM-L6-v2"
+    pooling: Literal["mean", "last_token"] | None = None
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(128, ge=1)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    normalize: bool = False
+
+
+class SemanticParams(Params):
+    encoder: EncoderParams = EncoderParams()
+    template: str = "Title: {title}. Brand: {brand}. Categories: {categories}."
+    fallback: str = "brand_categories"
+
+
+PARAMETER_GROUPS: dict[str, type[Params] | str] = {
     "data_processing": DataProcessingParams,
     "runtime": RuntimeParams,
+    "semantic": SemanticParams,
+    "fusion": "unger.models.fusion:FusionConfig",
 }
 
 
-def validate_group(name: str, values: dict[str, Any]) -> Params:
+def _resolve(spec: type | str) -> type:
+    if isinstance(spec, str):
+        module, name = spec.split(":")
+        return getattr(importlib.import_module(module), name)
+    return spec
+
+
+def parse_dataclass(cls: type, values: dict[str, Any], group: str) -> Any:
+    """Build config dataclass ``cls`` from ``values``: unknown keys and bad types are errors."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values or {}) - known)
+    if unknown:
+        raise ValueError(f"invalid parameters in group '{group}': unknown key(s) {unknown}; known: {sorted(known)}")
+    try:
+        return TypeAdapter(cls).validate_python(dict(values or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{group}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"invalid parameters in group '{group}': {problems}") from None
+
+
+def validate_group(name: str, values: dict[str, Any]) -> Any:
     """Build the typed group ``name`` from ``values``, with an error naming every bad field."""
-    model = PARAMETER_GROUPS[name]
+    model = _resolve(PARAMETER_GROUPS[name])
+    if dataclasses.is_dataclass(model):
+        return parse_dataclass(model, values, name)
     try:
         return model(**(values or {}))
     except ValidationError as exc:

@@ -27,3 +27,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of arrays, frames and plain values: names a checkpoint after everything
+    that determines it, so a changed input or parameter never resumes a stale run."""
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            digest.update(str((part.shape, part.dtype)).encode())
+            digest.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, pd.DataFrame):
+            digest.update(pd.util.hash_pandas_object(part.astype(str), index=False).to_numpy().tobytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,72 @@
+"""Nodes of the fusion (Stage I) pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from unger import tracking
+from unger.params import RuntimeParams, parse_dataclass
+
+log = logging.getLogger(__name__)
+
+EMPTY = np.zeros((0, 0), dtype=np.float32)
+
+
+def train_stage_one(
+    train_sequences: pd.DataFrame,
+    valid_samples: pd.DataFrame,
+    semantic_embeddings: np.ndarray,
+    params: dict[str, Any],
+    runtime: dict[str, Any],
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Train DIN jointly with the modality adaptation layer and the alignment loss (or a variant).
+
+    Args:
+        train_sequences, valid_samples: the leave-one-out split (validation picks the checkpoint).
+        semantic_embeddings: ``(N + 1, d_s)`` from the semantic pipeline.
+        params: ``params:fusion`` (``FusionConfig``: variant, alpha, tau, dims, lr, steps, seed, ...).
+        runtime: ``params:runtime`` (device, checkpoint folder).
+
+    Returns:
+        The model checkpoint, E_C, E_T (empty ``(0, 0)`` where the variant has none), the integrated
+        embeddings, and a report with the best validation metrics.
+    """
+    from unger.models.fusion import FusionConfig
+    from unger.training.fusion import train_fusion
+    from unger.utils import fingerprint, resolve_device
+
+    config = parse_dataclass(FusionConfig, params, "fusion")
+    rt = RuntimeParams(**runtime)
+    key = fingerprint(dataclasses.asdict(config), semantic_embeddings, train_sequences, valid_samples)
+    checkpoint = Path(rt.checkpoint_dir) / f"fusion-{config.variant}-{key}.pt"
+    result = train_fusion(
+        train_sequences,
+        valid_samples,
+        semantic_embeddings,
+        config,
+        resolve_device(rt.device),
+        checkpoint_path=checkpoint,
+        log_metric=tracking.metric_logger("fusion."),
+    )
+    tracking.log_metrics(result.best_metrics, prefix="fusion.best_valid.")
+    log.info("Stage I (%s): best step %d, valid %s", config.variant, result.best_step, result.best_metrics)
+    model = {"model": result.state_dict, "config": dataclasses.asdict(config), "best_step": result.best_step}
+    report = {
+        "variant": config.variant,
+        "config": dataclasses.asdict(config),
+        "best_step": result.best_step,
+        "best_valid_metrics": result.best_metrics,
+        "history": result.history,
+        "checkpoint": str(checkpoint),
+    }
+
+    def _or_empty(matrix: np.ndarray | None) -> np.ndarray:
+        return EMPTY if matrix is None else matrix
+
+    return model, _or_empty(result.collaborative), _or_empty(result.adapted_semantic), result.integrated, report
