@@ -1,0 +1,286 @@
+"""Stage II training loop: Adam with linear warmup, periodic beam-search validation, resumable checkpoints.
+
+Reproducibility: the batch of update ``s`` is a fixed function of (seed, s): epoch ``e`` uses the
+permutation drawn from a generator seeded with (seed, e), and the IKD negatives of update ``s``
+come from a generator seeded with (seed, s). Model init runs under ``seed``; dropout (off by
+default) uses the torch RNG, whose state is checkpointed. So a run killed after a checkpoint and
+resumed reaches bitwise the same weights as an uninterrupted run on CPU. The caller's global RNG
+state is left untouched (``torch.random.fork_rng``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from unger.evaluation.metrics import evaluate_rankings
+from unger.inference.beam_search import CodeTrie, constrained_beam_search, left_pad
+from unger.models.generative import GenerativeConfig, UngerModel, sample_negatives
+
+LogMetric = Callable[[str, float, int], None]
+
+# Train-config fields that shape the optimisation trajectory; a resumed run must agree on them.
+_TRAJECTORY_FIELDS = ("lr", "warmup_steps", "warmup_init_lr", "batch_size", "weight_decay", "seed")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Stage II optimisation settings; defaults follow the paper (section 5.4)."""
+
+    lr: float = 1e-3
+    warmup_steps: int = 2000  # linear from warmup_init_lr to lr over these updates, then constant
+    warmup_init_lr: float = 1e-7
+    batch_size: int = 256
+    max_steps: int = 20000
+    weight_decay: float = 1e-7
+    eval_every: int = 2000  # also evaluated (and checkpointed) at max_steps
+    # 0 = every validation user. >0 = a fixed subset (seeded by ``seed``) used only to pick the
+    # checkpoint; final metrics are always computed on all users by the caller.
+    eval_users: int = 0
+    eval_beam: int = 20  # beam width for checkpoint selection (final evaluation uses its own)
+    eval_batch_size: int = 128
+    select_metric: str = "ndcg@20"  # validation metric that picks the best checkpoint
+    seed: int = 2024
+    patience: int = 0  # evaluations without improvement before stopping; 0 = never stop early
+    log_every: int = 100  # train losses are averaged over this many updates before logging
+
+    def __post_init__(self):
+        for name in ("batch_size", "max_steps", "eval_every", "eval_beam", "eval_batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_users", "patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0 or self.warmup_init_lr < 0 or self.weight_decay < 0:
+            raise ValueError("lr must be > 0, warmup_init_lr and weight_decay >= 0")
+        if self.select_metric not in {f"{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)}:
+            raise ValueError(f"select_metric must be recall@k or ndcg@k for k in 5, 10, 20, got {self.select_metric!r}")
+
+
+@dataclass
+class TrainResult:
+    best_state: dict  # CPU state_dict of the best validation checkpoint
+    best_step: int
+    best_valid_metrics: dict
+    history: list = field(default_factory=list)  # one dict per evaluation
+    final_state: dict | None = None  # CPU state_dict after the last update
+    final_step: int = 0
+    stopped_early: bool = False
+
+
+def build_training_samples(train_sequences: pd.DataFrame, max_history: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every next-item prediction of every training sequence.
+
+    For each sequence and each t >= 1 the target is items[t] and the history the last
+    ``max_history`` items of items[:t], left-padded with 0. Returns (S, max_history) and (S,) int64.
+    """
+    seqs = train_sequences["items"].tolist()
+    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    if lens.sum() == 0:
+        return np.zeros((0, max_history), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
+    starts = np.repeat(np.cumsum(lens) - lens, lens)  # flat index where each element's sequence begins
+    pos = np.arange(len(flat))
+    is_target = pos > starts
+    g, st = pos[is_target], starts[is_target]
+    idx = g[:, None] + np.arange(-max_history, 0)
+    histories = np.where(idx >= st[:, None], flat[np.maximum(idx, 0)], 0)
+    return histories, flat[g]
+
+
+def warmup_lr(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of update ``step`` (1-based): linear warmup, then constant (no decay in the paper)."""
+    if cfg.warmup_steps == 0 or step >= cfg.warmup_steps:
+        return cfg.lr
+    return cfg.warmup_init_lr + (cfg.lr - cfg.warmup_init_lr) * step / cfg.warmup_steps
+
+
+def _generator(*key: int) -> torch.Generator:
+    """CPU generator seeded from a tuple of ints (independent streams for data order and negatives)."""
+    seed = int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(seed)
+
+
+def _cpu_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _rng_devices(device: torch.device) -> list:
+    return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    """Write to a temporary file and rename, so a kill mid-write never leaves a truncated checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def evaluate_generative(model, histories, targets, trie, beam_size: int, batch_size: int, device) -> dict:
+    """Recall/NDCG@{5,10,20} of constrained beam search, plus the unconstrained invalid-prefix rate."""
+    ranked, _, stats = constrained_beam_search(model, histories, trie, beam_size, 20, batch_size, device)
+    metrics = evaluate_rankings(ranked, targets, ks=(5, 10, 20))
+    metrics["invalid_unconstrained_rate"] = stats["invalid_unconstrained_rate"]
+    return metrics
+
+
+def _metric_name(name: str) -> str:
+    return "generative/valid_" + name.replace("@", "_at_")  # mlflow rejects '@' in metric names
+
+
+def train_generative(
+    model_config: GenerativeConfig,
+    train_config: TrainConfig,
+    codes,
+    integrated,
+    train_sequences: pd.DataFrame,
+    valid_samples: pd.DataFrame,
+    device: torch.device,
+    checkpoint_path: str | Path | None = None,
+    log_metric: LogMetric | None = None,
+    rank: int = 0,
+) -> TrainResult:
+    """Train UNGER Stage II and keep the weights with the best validation ``select_metric``.
+
+    A checkpoint (model, optimiser, step, best weights and metrics, RNG state, both configs) is
+    written atomically at every evaluation; if ``checkpoint_path`` already exists the run resumes
+    from it. Only rank 0 writes checkpoints and logs metrics.
+    """
+    cfg = train_config
+    device = torch.device(device)
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    writer = rank == 0
+    log = log_metric if (log_metric is not None and writer) else (lambda *_: None)
+
+    histories_np, targets_np = build_training_samples(train_sequences, model_config.max_history)
+    n_samples = len(targets_np)
+    if n_samples == 0:
+        raise ValueError("no training samples: every training sequence has fewer than two items")
+    histories = torch.as_tensor(histories_np, device=device)
+    targets = torch.as_tensor(targets_np, device=device)
+    valid_hist = left_pad(valid_samples["history"].tolist(), model_config.max_history)
+    valid_tgt = valid_samples["target"].to_numpy(dtype=np.int64)
+    if 0 < cfg.eval_users < len(valid_tgt):
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(len(valid_tgt), cfg.eval_users, replace=False))
+        valid_hist, valid_tgt = valid_hist[keep], valid_tgt[keep]
+    trie = CodeTrie(codes, device)
+    steps_per_epoch = math.ceil(n_samples / cfg.batch_size)
+
+    with torch.random.fork_rng(devices=_rng_devices(device)):
+        torch.manual_seed(cfg.seed)
+        model = UngerModel(model_config, codes, integrated).to(device)
+        optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay)
+        step, best_step, best_metrics, best_state = 0, -1, {}, None
+        history: list[dict] = []
+        bad_evals, stopped = 0, False
+
+        if path is not None and path.exists():
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            if ckpt["model_config"] != model.config.to_dict():
+                raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['model_config']}")
+            changed = [k for k in _TRAJECTORY_FIELDS if ckpt["train_config"][k] != getattr(cfg, k)]
+            if changed:
+                raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            step, best_step, best_metrics = ckpt["step"], ckpt["best_step"], ckpt["best_metrics"]
+            best_state, history = ckpt["best_state"], ckpt["history"]
+            bad_evals, stopped = ckpt["bad_evals"], ckpt["stopped_early"]
+            _set_rng_state(ckpt["rng"], device)
+
+        model.train()
+        epoch, perm = -1, None
+        sums = torch.zeros(3, device=device)
+        n_sum, train_seconds = 0, 0.0
+        while step < cfg.max_steps and not stopped:
+            t0 = time.perf_counter()
+            e, b = divmod(step, steps_per_epoch)
+            if e != epoch:
+                epoch, perm = e, torch.randperm(n_samples, generator=_generator(cfg.seed, 0, e)).to(device)
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            step += 1
+            lr = warmup_lr(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch_targets = targets[idx]
+            negatives = None
+            if model.config.use_distillation:
+                gen = _generator(cfg.seed, 1, step)
+                negatives = sample_negatives(batch_targets, model.num_items, model.config.num_negatives, gen)
+            out = model(histories[idx], batch_targets, negative_items=negatives)
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            optimizer.step()
+            sums += torch.stack([out["loss"].detach(), out["gen_loss"].detach(), out["distill_loss"].detach()])
+            n_sum += 1
+            train_seconds += time.perf_counter() - t0
+
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                means = (sums / n_sum).tolist()
+                for name, value in zip(("loss", "gen_loss", "distill_loss"), means):
+                    log(f"generative/{name}", value, step)
+                log("generative/lr", lr, step)
+                log("generative/steps_per_s", n_sum / max(train_seconds, 1e-9), step)
+                sums.zero_()
+                n_sum, train_seconds = 0, 0.0
+
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                metrics = evaluate_generative(model, valid_hist, valid_tgt, trie, cfg.eval_beam, cfg.eval_batch_size, device)
+                history.append({"step": step, **metrics})
+                for name, value in metrics.items():
+                    log(_metric_name(name), value, step)
+                if best_state is None or metrics[cfg.select_metric] > best_metrics[cfg.select_metric]:
+                    best_step, best_metrics, best_state, bad_evals = step, metrics, _cpu_state(model), 0
+                else:
+                    bad_evals += 1
+                    stopped = cfg.patience > 0 and bad_evals >= cfg.patience
+                if path is not None and writer:
+                    _save_atomic(
+                        {
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "step": step,
+                            "best_step": best_step,
+                            "best_metrics": best_metrics,
+                            "best_state": best_state,
+                            "history": history,
+                            "bad_evals": bad_evals,
+                            "stopped_early": stopped,
+                            "rng": _rng_state(device),
+                            "model_config": model.config.to_dict(),
+                            "train_config": asdict(cfg),
+                        },
+                        path,
+                    )
+
+    return TrainResult(
+        best_state=best_state,
+        best_step=best_step,
+        best_valid_metrics=best_metrics,
+        history=history,
+        final_state=_cpu_state(model),
+        final_step=step,
+        stopped_early=stopped,
+    )
