@@ -52,11 +52,61 @@ class SemanticParams(Params):
     fallback: str = "brand_categories"
 
 
+class QuantizationParams(Params):
+    method: Literal["hierarchical_kmeans", "residual_kmeans", "random", "rqvae"] = "hierarchical_kmeans"
+    K: int = Field(256, ge=2)
+    L: int | None = Field(None, ge=1)
+    max_depth: int | None = Field(None, ge=1)
+    seed: int = 2024
+
+
+class EvaluationParams(Params):
+    beam_size: int = Field(100, ge=1)
+    top_k: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1, description="users decoded together")
+    ks: tuple[int, ...] = (5, 10, 20)
+
+
+# Derived from the inputs (codes, integrated embeddings), never set in YAML.
+_DERIVED_MODEL_FIELDS = ("codebook_size", "num_levels", "integrated_dim")
+
+
+def parse_generative(values: dict[str, Any], codes=None, integrated=None) -> tuple[Any, Any]:
+    """Split the flat ``generative`` group into ``(GenerativeConfig, TrainConfig)``.
+
+    K, L and the Stage I width come from ``codes`` and ``integrated`` when given.
+    """
+    from unger.models.generative import GenerativeConfig
+    from unger.training.generative import TrainConfig
+
+    values = dict(values or {})
+    model_fields = {f.name for f in dataclasses.fields(GenerativeConfig)} - set(_DERIVED_MODEL_FIELDS)
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - model_fields - train_fields)
+    if unknown:
+        raise ValueError(
+            f"invalid parameters in group 'generative': unknown key(s) {unknown}; "
+            f"known: {sorted(model_fields | train_fields)}"
+        )
+    model_values = {k: v for k, v in values.items() if k in model_fields}
+    if codes is not None:
+        model_values["codebook_size"] = int(codes.max()) + 1
+        model_values["num_levels"] = int(codes.shape[1])
+    if integrated is not None:
+        model_values["integrated_dim"] = int(integrated.shape[1])
+    model = parse_dataclass(GenerativeConfig, model_values, "generative")
+    train = parse_dataclass(TrainConfig, {k: v for k, v in values.items() if k in train_fields}, "generative")
+    return model, train
+
+
 PARAMETER_GROUPS: dict[str, type[Params] | str] = {
     "data_processing": DataProcessingParams,
     "runtime": RuntimeParams,
     "semantic": SemanticParams,
     "fusion": "unger.models.fusion:FusionConfig",
+    "quantization": QuantizationParams,
+    "generative": "unger.params:parse_generative",
+    "evaluation": EvaluationParams,
 }
 
 
@@ -83,6 +133,8 @@ def parse_dataclass(cls: type, values: dict[str, Any], group: str) -> Any:
 def validate_group(name: str, values: dict[str, Any]) -> Any:
     """Build the typed group ``name`` from ``values``, with an error naming every bad field."""
     model = _resolve(PARAMETER_GROUPS[name])
+    if not isinstance(model, type):
+        return model(values)
     if dataclasses.is_dataclass(model):
         return parse_dataclass(model, values, name)
     try:

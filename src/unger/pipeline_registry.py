@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from unger.pipelines import data_processing, fusion, semantic
+from unger.pipelines import data_processing, evaluation, fusion, generative, quantization, semantic
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """``data_processing`` is raw files to leave-one-out splits; ``full`` chains every stage."""
+    """One pipeline per stage; ``full`` chains them from raw files to test metrics."""
     pipelines = {
         "data_processing": data_processing.create_pipeline(),
         "semantic": semantic.create_pipeline(),
         "fusion": fusion.create_pipeline(),
+        "quantization": quantization.create_pipeline(),
+        "generative": generative.create_pipeline(),
+        "evaluation": evaluation.create_pipeline(),
     }
     pipelines["full"] = sum(pipelines.values(), Pipeline([]))
     pipelines["__default__"] = pipelines["full"]

@@ -1,0 +1,80 @@
+"""Nodes of the generative (Stage II) pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from unger import tracking
+from unger.params import RuntimeParams, parse_generative
+
+log = logging.getLogger(__name__)
+
+
+def train_stage_two(
+    train_sequences: pd.DataFrame,
+    valid_samples: pd.DataFrame,
+    item_codes: np.ndarray,
+    integrated_embeddings: np.ndarray,
+    params: dict[str, Any],
+    runtime: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train the encoder-decoder to generate the next item's unicode (L_gen + beta * L_distillation).
+
+    Args:
+        train_sequences, valid_samples: the split; every prefix of a training sequence is a sample and
+            validation NDCG picks the checkpoint.
+        item_codes: ``(N + 1, L)`` unicodes; K and L of the model are read from them.
+        integrated_embeddings: Stage I embeddings, the targets of the [c_dis] distillation.
+        params: ``params:generative`` (model and optimisation settings, one flat group).
+        runtime: ``params:runtime`` (device, checkpoint folder).
+
+    Returns:
+        The best checkpoint (state dict + configs) and a training report.
+    """
+    from unger.training.generative import train_generative
+    from unger.utils import fingerprint, resolve_device
+
+    rt = RuntimeParams(**runtime)
+    model_config, train_config = parse_generative(params, item_codes, integrated_embeddings)
+    key = fingerprint(model_config.to_dict(), train_config.__dict__, item_codes, integrated_embeddings,
+                      train_sequences, valid_samples)
+    checkpoint = Path(rt.checkpoint_dir) / f"generative-{key}.pt"
+    start = time.perf_counter()
+    result = train_generative(
+        model_config,
+        train_config,
+        item_codes,
+        integrated_embeddings,
+        train_sequences,
+        valid_samples,
+        resolve_device(rt.device),
+        checkpoint_path=checkpoint,
+        log_metric=tracking.metric_logger("generative."),
+    )
+    seconds = time.perf_counter() - start
+    tracking.log_metrics(result.best_valid_metrics, prefix="generative.best_valid.")
+    log.info("Stage II: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
+    model = {
+        "model": result.best_state,
+        "model_config": model_config.to_dict(),
+        "train_config": dict(train_config.__dict__),
+        "best_step": result.best_step,
+    }
+    report = {
+        "best_step": result.best_step,
+        "final_step": result.final_step,
+        "stopped_early": result.stopped_early,
+        "best_valid_metrics_selection": result.best_valid_metrics,
+        "history": result.history,
+        "train_seconds_this_session": seconds,
+        "checkpoint": str(checkpoint),
+        "model_config": model_config.to_dict(),
+        "train_config": dict(train_config.__dict__),
+    }
+    return model, report
