@@ -1,0 +1,1 @@
+"""Kedro-free training loops (device and metric logging passed in; checkpoints are plain dicts)."""
