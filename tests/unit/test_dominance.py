@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from unger.analysis.dominance import neighbourhood_kl, semantic_dominance, tsne_figure
 
@@ -26,8 +27,10 @@ def sets():
 
 def _pca(x, k):
     centred = x[1:] - x[1:].mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return np.vstack([np.zeros((1, k)), centred @ vt[:k].T])
+    # One BLAS thread: a multi-threaded LAPACK call on a busy 2-core machine can stall for seconds.
+    with threadpool_limits(1, user_api="blas"):
+        _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    return np.vstack([np.zeros((1, k)), centred @ vectors[:, ::-1][:, :k]])
 
 
 KW = dict(n_reference=256, seed=0)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_BISECTION_STEPS = 48
+_BISECTION_STEPS = 30
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -53,24 +53,36 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
         return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def _entropy(masked_sims: np.ndarray, zeroed_sims: np.ndarray, log_beta: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of each row of softmax(beta * sims); masked entries are -inf, i.e. probability 0."""
+    beta = np.exp(log_beta)
+    shifted = masked_sims * beta
+    shifted -= shifted.max(axis=1, keepdims=True)
+    weights = np.exp(shifted)
+    total = weights.sum(axis=1, keepdims=True)
+    # H = log Z - E_p[shifted]; zeroed_sims avoids 0 * -inf at masked entries.
+    mean_shifted = (weights * (zeroed_sims * beta)).sum(axis=1, keepdims=True) / total
+    row_max = (masked_sims * beta).max(axis=1, keepdims=True)
+    return np.log(total) - (mean_shifted - row_max)
+
+
 def _neighbourhood_logp(sims: np.ndarray, valid: np.ndarray, perplexity: float | None, temperature: float | None):
     """Row-wise log-probabilities over reference items; invalid entries get -inf (probability 0)."""
+    masked = np.where(valid, sims, -np.inf)
     if temperature is not None:
-        logits = np.where(valid, sims / temperature, -np.inf)
-        return _log_softmax(logits)
+        return _log_softmax(masked / temperature)
     target = np.log(perplexity)
     # Bisection on log(beta) (beta = 1/temperature): entropy falls monotonically as beta grows.
-    lo = np.full((sims.shape[0], 1), -10.0)
-    hi = np.full((sims.shape[0], 1), 14.0)
+    # float32 is ample for the search; the final distribution is computed in float64.
+    masked32, zeroed32 = masked.astype(np.float32), np.where(valid, sims, 0.0).astype(np.float32)
+    lo = np.full((sims.shape[0], 1), -10.0, dtype=np.float32)
+    hi = np.full((sims.shape[0], 1), 14.0, dtype=np.float32)
     for _ in range(_BISECTION_STEPS):
         mid = (lo + hi) / 2
-        logp = _log_softmax(np.where(valid, sims * np.exp(mid), -np.inf))
-        p = np.exp(logp)
-        entropy = -np.where(valid, p * np.where(valid, logp, 0.0), 0.0).sum(axis=1, keepdims=True)
-        too_flat = entropy > target
+        too_flat = _entropy(masked32, zeroed32, mid) > target
         lo = np.where(too_flat, mid, lo)
         hi = np.where(too_flat, hi, mid)
-    return _log_softmax(np.where(valid, sims * np.exp((lo + hi) / 2), -np.inf))
+    return _log_softmax(masked * np.exp((lo + hi).astype(np.float64) / 2))
 
 
 def neighbourhood_kl(
@@ -160,12 +172,14 @@ def tsne_figure(
     max_points: int = 3000,
     normalize: bool = True,
     perplexity: float = 30.0,
+    method: str = "auto",
 ):
     """Figure 5: t-SNE of the same seeded item sample for each set, coloured by that set's k-means.
 
     Each matrix is ``(N+1, d)`` (row 0 ignored). k-means runs on all N items of a set; t-SNE on at most
     ``max_points`` of them. With ``normalize`` rows are L2-normalised first, matching the cosine view of
-    ``semantic_dominance``. Returns a ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state).
+    ``semantic_dominance``. ``method="auto"`` runs exact t-SNE below 500 points (cheap there, and free of
+    the Barnes-Hut OpenMP start-up cost) and Barnes-Hut above. Returns a ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -194,6 +208,7 @@ def tsne_figure(
             n_components=2,
             perplexity=min(perplexity, (len(sample) - 1) / 3),
             init="pca",
+            method=method if method != "auto" else ("exact" if len(sample) < 500 else "barnes_hut"),
             random_state=seed,
         )
         xy = tsne.fit_transform(points)
