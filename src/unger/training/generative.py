@@ -198,8 +198,8 @@ def train_generative(
 
         if path is not None and path.exists():
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            if ckpt["model_config"] != model.config.to_dict():
-                raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['model_config']}")
+            if ckpt["config"] != model.config.to_dict():
+                raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['config']}")
             changed = [k for k in _TRAJECTORY_FIELDS if ckpt["train_config"][k] != getattr(cfg, k)]
             if changed:
                 raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
@@ -269,7 +269,7 @@ def train_generative(
                             "bad_evals": bad_evals,
                             "stopped_early": stopped,
                             "rng": _rng_state(device),
-                            "model_config": model.config.to_dict(),
+                            "config": model.config.to_dict(),
                             "train_config": asdict(cfg),
                         },
                         path,
