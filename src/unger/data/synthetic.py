@@ -1,7 +1,8 @@
 """Write a small synthetic catalog in the official Amazon 2014 file formats.
 
-Used by the tests and the end-to-end CI run: users follow a few latent tastes, so the sequences hold
-real collaborative signal, and titles name the taste, so the text holds real semantic signal.
+Used by the tests and the end-to-end CI run: each user walks through the items of one taste in order,
+so the sequences hold real collaborative signal, and titles name the taste, so the text holds real
+semantic signal.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ BRANDS = ["Acme", "Belle", "Corvo", "Dune"]
 
 
 def write_synthetic_category(
-    folder: Path, category: str = "Synthetic", n_users: int = 120, n_items: int = 60, seed: int = 0
+    folder: Path, category: str = "Synthetic", n_users: int = 200, n_items: int = 60, seed: int = 0
 ) -> dict[str, Path]:
     """Write ``reviews_<category>_5.json.gz`` (JSON lines) and ``meta_<category>.json.gz``
     (Python dict literals) under ``folder`` and return their paths."""
@@ -27,16 +28,20 @@ def write_synthetic_category(
     asins = [f"B{index:09d}" for index in range(n_items)]
     lines = []
     for user in range(n_users):
-        taste = rng.integers(len(TASTES))
-        pool = np.flatnonzero(taste_of_item == taste)
-        others = np.flatnonzero(taste_of_item != taste)
-        length = int(rng.integers(5, 12))
-        picks = [
-            int(rng.choice(pool)) if rng.random() < 0.8 else int(rng.choice(others)) for _ in range(length)
-        ]
+        # Each user walks through one taste's items in order (a strong sequential pattern), with an
+        # occasional item from elsewhere.
+        pool = np.flatnonzero(taste_of_item == rng.integers(len(TASTES)))
+        position = int(rng.integers(len(pool)))
+        picks = []
+        for _ in range(int(rng.integers(6, 12))):
+            if rng.random() < 0.85:
+                picks.append(int(pool[position % len(pool)]))
+                position += 1
+            else:
+                picks.append(int(rng.integers(n_items)))
         day = 1_300_000_000 + int(rng.integers(0, 1000)) * 86400
         for item in dict.fromkeys(picks):
-            day += int(rng.integers(0, 3)) * 86400
+            day += int(rng.integers(1, 3)) * 86400
             record = {"reviewerID": f"U{user:05d}", "asin": asins[item], "unixReviewTime": day}
             lines.append(json.dumps(record))
     reviews = folder / f"reviews_{category}_5.json.gz"
@@ -56,3 +61,21 @@ def write_synthetic_category(
                 del record["title"]
             fh.write(repr(record) + "\n")
     return {"reviews": reviews, "meta": meta}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m unger.data.synthetic [--dest DIR]`` writes the synthetic category for ``--env=tiny``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--dest", type=Path, default=Path("data/01_raw/amazon2014/Synthetic"))
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--items", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for path in write_synthetic_category(args.dest, "Synthetic", args.users, args.items, args.seed).values():
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

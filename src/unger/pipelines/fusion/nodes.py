@@ -52,7 +52,7 @@ def train_stage_one(
         config,
         resolve_device(rt.device),
         checkpoint_path=checkpoint,
-        log_metric=tracking.metric_logger("fusion."),
+        log_metric=tracking.metric_logger(""),
     )
     tracking.log_metrics(result.best_metrics, prefix="fusion.best_valid.")
     log.info("Stage I (%s): best step %d, valid %s", config.variant, result.best_step, result.best_metrics)

@@ -55,7 +55,7 @@ def train_stage_two(
         valid_samples,
         resolve_device(rt.device),
         checkpoint_path=checkpoint,
-        log_metric=tracking.metric_logger("generative."),
+        log_metric=tracking.metric_logger(""),
     )
     seconds = time.perf_counter() - start
     tracking.log_metrics(result.best_valid_metrics, prefix="generative.best_valid.")
