@@ -60,6 +60,14 @@ class QuantizationParams(Params):
     seed: int = 2024
 
 
+class DominanceParams(Params):
+    n_reference: int | None = Field(1024, ge=2)
+    perplexity: float = Field(30.0, gt=1)
+    tsne_points: int = Field(3000, ge=10)
+    tsne_clusters: int = Field(10, ge=2)
+    seed: int = 2024
+
+
 class EvaluationParams(Params):
     beam_size: int = Field(100, ge=1)
     top_k: int = Field(20, ge=1)
@@ -107,6 +115,7 @@ PARAMETER_GROUPS: dict[str, type[Params] | str] = {
     "quantization": QuantizationParams,
     "generative": "unger.params:parse_generative",
     "evaluation": EvaluationParams,
+    "dominance": DominanceParams,
 }
 
 

@@ -23,6 +23,7 @@ def train_stage_one(
     valid_samples: pd.DataFrame,
     semantic_embeddings: np.ndarray,
     params: dict[str, Any],
+    variant: dict[str, Any],
     runtime: dict[str, Any],
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Train DIN jointly with the modality adaptation layer and the alignment loss (or a variant).
@@ -31,6 +32,8 @@ def train_stage_one(
         train_sequences, valid_samples: the leave-one-out split (validation picks the checkpoint).
         semantic_embeddings: ``(N + 1, d_s)`` from the semantic pipeline.
         params: ``params:fusion`` (``FusionConfig``: variant, alpha, tau, dims, lr, steps, seed, ...).
+        variant: overrides of ``params`` for a namespaced copy of this pipeline
+            (``params:fusion_variants.<name>``; ``label`` names its metrics and checkpoint).
         runtime: ``params:runtime`` (device, checkpoint folder).
 
     Returns:
@@ -41,10 +44,13 @@ def train_stage_one(
     from unger.training.fusion import train_fusion
     from unger.utils import fingerprint, resolve_device
 
-    config = parse_dataclass(FusionConfig, params, "fusion")
+    overrides = dict(variant)
+    label = str(overrides.pop("label", "main"))
+    config = parse_dataclass(FusionConfig, {**params, **overrides}, "fusion")
     rt = RuntimeParams(**runtime)
     key = fingerprint(dataclasses.asdict(config), semantic_embeddings, train_sequences, valid_samples)
-    checkpoint = Path(rt.checkpoint_dir) / f"fusion-{config.variant}-{key}.pt"
+    checkpoint = Path(rt.checkpoint_dir) / f"fusion-{label}-{key}.pt"
+    prefix = "" if label == "main" else f"{label}."
     result = train_fusion(
         train_sequences,
         valid_samples,
@@ -52,12 +58,13 @@ def train_stage_one(
         config,
         resolve_device(rt.device),
         checkpoint_path=checkpoint,
-        log_metric=tracking.metric_logger(""),
+        log_metric=tracking.metric_logger(prefix),
     )
-    tracking.log_metrics(result.best_metrics, prefix="fusion.best_valid.")
+    tracking.log_metrics(result.best_metrics, prefix=f"{prefix}fusion.best_valid.")
     log.info("Stage I (%s): best step %d, valid %s", config.variant, result.best_step, result.best_metrics)
     model = {"model": result.state_dict, "config": dataclasses.asdict(config), "best_step": result.best_step}
     report = {
+        "label": label,
         "variant": config.variant,
         "config": dataclasses.asdict(config),
         "best_step": result.best_step,

@@ -1,8 +1,10 @@
-"""Wiring of the fusion pipeline."""
+"""Wiring of the fusion pipeline, and namespaced copies of it for variants."""
 
 from kedro.pipeline import Node, Pipeline
 
 from unger.pipelines.fusion import nodes
+
+SHARED_INPUTS = {"train_sequences", "valid_samples", "semantic_embeddings"}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,7 +12,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.train_stage_one,
-                inputs=["train_sequences", "valid_samples", "semantic_embeddings", "params:fusion", "params:runtime"],
+                inputs=[
+                    "train_sequences",
+                    "valid_samples",
+                    "semantic_embeddings",
+                    "params:fusion",
+                    "params:fusion_variants.main",
+                    "params:runtime",
+                ],
                 outputs=[
                     "fusion_model",
                     "collaborative_embeddings",
@@ -21,4 +30,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="train_stage_one_node",
             )
         ]
+    )
+
+
+def create_variant(name: str) -> Pipeline:
+    """The fusion pipeline under namespace ``name``, reading ``params:fusion_variants.<name>``;
+    its outputs are ``<name>.integrated_embeddings`` etc. (catalog factories give them their own files)."""
+    return Pipeline(
+        create_pipeline(),
+        namespace=name,
+        inputs=SHARED_INPUTS,
+        parameters={
+            "params:fusion": "params:fusion",
+            "params:runtime": "params:runtime",
+            "params:fusion_variants.main": f"params:fusion_variants.{name}",
+        },
     )

@@ -1,0 +1,71 @@
+"""Nodes of the dominance pipeline."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from unger import tracking
+from unger.params import DominanceParams
+
+log = logging.getLogger(__name__)
+
+
+def measure_semantic_dominance(
+    semantic: np.ndarray,
+    collaborative: np.ndarray,
+    fused: dict[str, np.ndarray] | None = None,
+    params: dict[str, Any] | None = None,
+    **named_fused: np.ndarray,
+) -> dict[str, Any]:
+    """Equations 9-10 for each fused embedding set E against S (semantic) and C (collaborative only).
+
+    Args:
+        semantic: S, the encoder's item embeddings.
+        collaborative: C, the item embeddings of DIN trained alone (no alignment).
+        params: ``params:dominance`` (estimator settings).
+        named_fused: the fused sets E by method name (``unger``, ``concat``).
+
+    Returns:
+        ``{method: {kl_s_e, kl_c_e, similarity_semantic, similarity_collaborative, ...}}``.
+    """
+    from unger.analysis.dominance import semantic_dominance
+
+    p = DominanceParams(**(params or {}))
+    table = {}
+    for name, matrix in {**(fused or {}), **named_fused}.items():
+        table[name] = semantic_dominance(
+            semantic, collaborative, matrix, n_reference=p.n_reference, perplexity=p.perplexity, seed=p.seed
+        )
+        log.info("%s: %.2f%% semantic, %.2f%% collaborative", name, 100 * table[name]["similarity_semantic"],
+                 100 * table[name]["similarity_collaborative"])
+        tracking.log_metrics(
+            {"similarity_semantic": table[name]["similarity_semantic"],
+             "similarity_collaborative": table[name]["similarity_collaborative"]},
+            prefix=f"dominance.{name}.",
+        )
+    return table
+
+
+def dominance_table(
+    semantic: np.ndarray,
+    collaborative: np.ndarray,
+    unger: np.ndarray,
+    concat: np.ndarray,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Table 4: semantic vs collaborative proportions of the concat and unger embeddings."""
+    return measure_semantic_dominance(semantic, collaborative, params=params, concat=concat, unger=unger)
+
+
+def tsne_plot(
+    semantic: np.ndarray, collaborative: np.ndarray, unger: np.ndarray, concat: np.ndarray, params: dict[str, Any]
+):
+    """Figure 5: t-SNE of the same item sample in each embedding space, coloured by 10-means."""
+    from unger.analysis.dominance import tsne_figure
+
+    p = DominanceParams(**params)
+    sets = {"semantic": semantic, "collaborative": collaborative, "concat": concat, "unger": unger}
+    return tsne_figure(sets, n_clusters=p.tsne_clusters, seed=p.seed, max_points=p.tsne_points)

@@ -1,0 +1,23 @@
+"""Wiring of the dominance pipeline: two namespaced fusion variants plus the analysis."""
+
+from kedro.pipeline import Node, Pipeline
+
+from unger.pipelines.dominance import nodes
+from unger.pipelines.fusion.pipeline import create_variant
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    embeddings = [
+        "semantic_embeddings",
+        "collaborative_only.collaborative_embeddings",
+        "integrated_embeddings",
+        "concat.integrated_embeddings",
+        "params:dominance",
+    ]
+    analysis = Pipeline(
+        [
+            Node(nodes.dominance_table, inputs=embeddings, outputs="semantic_dominance", name="semantic_dominance_node"),
+            Node(nodes.tsne_plot, inputs=embeddings, outputs="tsne_figure", name="tsne_figure_node"),
+        ]
+    )
+    return create_variant("collaborative_only") + create_variant("concat") + analysis
