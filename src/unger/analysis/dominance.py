@@ -218,5 +218,9 @@ def tsne_figure(
         ax.set_title(f"{name} ({matrix.shape[1]}-d)")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"t-SNE of {len(sample)} of {n} items (same items in every panel); colours: k-means, k={n_clusters}")
+    fig.suptitle(
+        f"t-SNE of {len(sample)} of {n} items (same items in every panel)\n"
+        f"colours: k-means, k={n_clusters}, fitted on each set",
+        fontsize="medium",
+    )
     return fig
