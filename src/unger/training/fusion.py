@@ -212,13 +212,14 @@ def train_fusion(
 
         if step % config.eval_every and step != config.max_steps:
             continue
+        train_seconds = time.perf_counter() - started
         metrics = evaluate_fusion(model, valid_histories, valid_targets, device, config.batch_size)
         record = {"step": float(step), **{k: float(np.mean(v)) for k, v in window.items()}}
         record.update({f"val_{k}": v for k, v in metrics.items()})
-        record["steps_per_s"] = len(window["loss"]) / max(time.perf_counter() - started, 1e-9)
+        record["steps_per_s"] = len(window["loss"]) / max(train_seconds, 1e-9)
+        record["eval_seconds"] = time.perf_counter() - started - train_seconds
         history.append(record)
         window = {k: [] for k in window}
-        started = time.perf_counter()
         if metrics["ndcg@10"] > best_metrics.get("ndcg@10", -1.0):
             best_state, best_metrics, best_step, bad_evals = _cpu_state(model), metrics, step, 0
         else:
@@ -244,6 +245,7 @@ def train_fusion(
                 },
                 checkpoint_path,
             )
+        started = time.perf_counter()
 
     model.load_state_dict(best_state)
     model.eval()
