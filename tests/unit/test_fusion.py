@@ -24,6 +24,16 @@ NUM_ITEMS, NUM_USERS, SEM_DIM, DIM = 40, 60, 16, 8
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tensors here are tiny: one intra-op thread avoids OpenMP spin-waits that make these tests ~10x
+    slower on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data():
     """Synthetic users walking through items mostly in order (so there is something to learn)."""
