@@ -48,7 +48,9 @@ def train_stage_one(
     label = str(overrides.pop("label", "main"))
     config = parse_dataclass(FusionConfig, {**params, **overrides}, "fusion")
     rt = RuntimeParams(**runtime)
-    key = fingerprint(dataclasses.asdict(config), semantic_embeddings, train_sequences, valid_samples)
+    # max_steps is left out of the name so that a run can be extended (or cut short) and still resume.
+    trajectory = {k: v for k, v in dataclasses.asdict(config).items() if k != "max_steps"}
+    key = fingerprint(trajectory, semantic_embeddings, train_sequences, valid_samples)
     checkpoint = Path(rt.checkpoint_dir) / f"fusion-{label}-{key}.pt"
     prefix = "" if label == "main" else f"{label}."
     result = train_fusion(

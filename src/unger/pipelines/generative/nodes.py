@@ -15,6 +15,8 @@ from unger.params import RuntimeParams, parse_generative
 
 log = logging.getLogger(__name__)
 
+RESUMABLE_TRAIN_FIELDS = ("max_steps", "patience", "log_every", "eval_batch_size", "eval_every", "eval_users", "eval_beam")
+
 
 def train_stage_two(
     train_sequences: pd.DataFrame,
@@ -42,7 +44,10 @@ def train_stage_two(
 
     rt = RuntimeParams(**runtime)
     model_config, train_config = parse_generative(params, item_codes, integrated_embeddings)
-    key = fingerprint(model_config.to_dict(), train_config.__dict__, item_codes, integrated_embeddings,
+    # Settings that do not change the weight trajectory stay out of the checkpoint name, so a run can be
+    # extended (max_steps) or evaluated differently and still resume.
+    trajectory = {k: v for k, v in train_config.__dict__.items() if k not in RESUMABLE_TRAIN_FIELDS}
+    key = fingerprint(model_config.to_dict(), trajectory, item_codes, integrated_embeddings,
                       train_sequences, valid_samples)
     checkpoint = Path(rt.checkpoint_dir) / f"generative-{key}.pt"
     start = time.perf_counter()
