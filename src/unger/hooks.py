@@ -18,3 +18,9 @@ class ValidateParametersHook:
             key = f"params:{name}"
             if key in catalog:
                 validate_group(name, catalog.load(key))
+        # Each fusion variant is the base group with its overrides on top (its label aside).
+        if "params:fusion_variants" in catalog and "params:fusion" in catalog:
+            base = catalog.load("params:fusion")
+            for variant, overrides in (catalog.load("params:fusion_variants") or {}).items():
+                merged = {**base, **{k: v for k, v in (overrides or {}).items() if k != "label"}}
+                validate_group("fusion", merged)
