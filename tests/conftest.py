@@ -37,3 +37,31 @@ def shared_beauty() -> Path:
     if not (folder / "reviews_Beauty_5.json.gz").exists():
         pytest.skip(f"real data not present at {folder}")
     return folder
+
+
+def copy_project(tmp_path: Path, env: str = "local") -> Path:
+    """A copy of this project's config in ``tmp_path`` with its own MLflow store.
+
+    The store's URI is absolute: MLflow caches stores by URI, so a relative ``sqlite:///mlflow.db``
+    would keep pointing at the first test's database after a ``chdir``.
+    """
+    import shutil
+
+    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    (tmp_path / "conf" / env).mkdir(exist_ok=True)
+    (tmp_path / "conf" / env / "mlflow.yml").write_text(
+        f"server:\n  mlflow_tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}\n"
+    )
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "src").mkdir()
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_mlflow_run():
+    """Each test starts and ends without an active MLflow run (kedro-mlflow reuses an active one)."""
+    import mlflow
+
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import copy_project
 from unger.data.synthetic import write_synthetic_category
 
 pytestmark = pytest.mark.slow
@@ -27,13 +26,9 @@ def _latest(root: Path, name: str) -> Path:
 
 @pytest.fixture
 def tiny_project(tmp_path: Path, monkeypatch) -> Path:
-    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    (tmp_path / "src").mkdir()
+    copy_project(tmp_path, env="tiny")
     write_synthetic_category(tmp_path / "data" / "01_raw" / "amazon2014" / "Synthetic", "Synthetic")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     bootstrap_project(tmp_path)
     return tmp_path
 

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, copy_project
 from unger.data.synthetic import write_synthetic_category
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch) -> Path:
     """A copy of this project's config in a temp folder, with synthetic raw files."""
-    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    (tmp_path / "src").mkdir()
+    copy_project(tmp_path)
     write_synthetic_category(tmp_path / "data" / "01_raw" / "amazon2014" / "Synthetic", category="Synthetic")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     bootstrap_project(tmp_path)
     return tmp_path
 
