@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from unger.inference.beam_search import CodeTrie, constrained_beam_search, left_pad, rank_items
+from unger.data.sequences import left_pad
+from unger.inference.beam_search import CodeTrie, constrained_beam_search, rank_items
 from unger.models.generative import GenerativeConfig, UngerModel
 
 N, K, L, H = 50, 4, 3, 6

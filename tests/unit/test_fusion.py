@@ -18,7 +18,8 @@ from unger.models.fusion import (
     cross_modality_alignment_loss,
     integrated_embeddings,
 )
-from unger.training.fusion import build_training_samples, pad_histories, train_fusion
+from unger.data.sequences import build_training_samples, left_pad
+from unger.training.fusion import train_fusion
 
 NUM_ITEMS, NUM_USERS, SEM_DIM, DIM = 40, 60, 16, 8
 CPU = torch.device("cpu")
@@ -148,7 +149,7 @@ def test_build_training_samples_counts_and_left_padding():
     assert histories.dtype == np.int64 and targets.dtype == np.int64
     np.testing.assert_array_equal(targets, [2, 3, 4, 6, 9, 10])
     np.testing.assert_array_equal(histories, [[0, 1], [1, 2], [2, 3], [0, 5], [0, 8], [8, 9]])
-    np.testing.assert_array_equal(pad_histories(pd.Series([[1, 2, 3], [4]]), 2), [[2, 3], [0, 4]])
+    np.testing.assert_array_equal(left_pad([[1, 2, 3], [4]], 2), [[2, 3], [0, 4]])
 
 
 def test_integrated_embedding_choices_have_the_documented_shapes(data):

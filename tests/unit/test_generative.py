@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from unger.models.generative import GenerativeConfig, UngerModel, distillation_loss, sample_negatives
-from unger.training.generative import TrainConfig, build_training_samples, train_generative, warmup_lr
+from unger.data.sequences import build_training_samples
+from unger.training.generative import TrainConfig, train_generative, warmup_lr
 
 N, K, L, H = 50, 4, 3, 6
 

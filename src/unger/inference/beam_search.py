@@ -10,22 +10,13 @@ returns exactly the items an exhaustive teacher-forced scoring would rank first.
 from __future__ import annotations
 
 import time
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from unger.data.sequences import left_pad
+
 NEG_INF = float("-inf")
-
-
-def left_pad(histories: Sequence[Sequence[int]], max_len: int) -> np.ndarray:
-    """Keep the last ``max_len`` ids of each history and left-pad with 0 to (len, max_len) int64."""
-    out = np.zeros((len(histories), max_len), dtype=np.int64)
-    for i, h in enumerate(histories):
-        h = list(h)[-max_len:]
-        if h:
-            out[i, max_len - len(h):] = h
-    return out
 
 
 class CodeTrie:

@@ -8,7 +8,6 @@ optional ``log_metric(name, value, step)`` callback come in as arguments.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from unger.data.sequences import build_training_samples, left_pad
 from unger.evaluation.metrics import evaluate_rankings
 from unger.models.fusion import (
     FusionConfig,
@@ -26,6 +26,7 @@ from unger.models.fusion import (
     collaborative_matrix,
     integrated_embeddings,
 )
+from unger.training.checkpoint import cpu_state, save_atomic
 from unger.utils import seed_everything
 
 LogMetric = Callable[[str, float, int], None]
@@ -49,44 +50,6 @@ class FusionResult:
     best_step: int
     best_metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def _flatten(lists: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenated items, the start offset and the length of each list."""
-    lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if len(lists) else np.zeros(0, np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return flat, offsets, lengths
-
-
-def _windows(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
-    """Rows flat[max(start, end - width):end], left-padded with 0 to ``width`` (vectorised gather)."""
-    idx = ends[:, None] + np.arange(-width, 0, dtype=np.int64)[None, :]
-    valid = idx >= starts[:, None]
-    return np.where(valid, flat[np.clip(idx, 0, max(len(flat) - 1, 0))], 0).astype(np.int64)
-
-
-def build_training_samples(train_sequences: pd.DataFrame, max_history: int) -> tuple[np.ndarray, np.ndarray]:
-    """One sample per position t >= 1 of every training sequence: predict items[t] from items[:t].
-
-    Returns histories (S, max_history) int64 holding the last ``max_history`` items of each prefix,
-    left-padded with 0, and targets (S,) int64. Samples are ordered by sequence, then by t.
-    """
-    flat, offsets, lengths = _flatten(train_sequences["items"])
-    per_seq = np.maximum(lengths - 1, 0)
-    seq_of_sample = np.repeat(np.arange(len(lengths)), per_seq)
-    # t runs 1..len-1 within each sequence: a global counter minus each sequence's first sample index.
-    first_sample = np.concatenate([[0], np.cumsum(per_seq)[:-1]])
-    t = np.arange(len(seq_of_sample)) - first_sample[seq_of_sample] + 1
-    ends = offsets[seq_of_sample] + t
-    histories = _windows(flat, offsets[seq_of_sample], ends, max_history)
-    return histories, flat[ends].astype(np.int64)
-
-
-def pad_histories(histories: pd.Series, max_history: int) -> np.ndarray:
-    """(U, max_history) int64: the last ``max_history`` items of each list, left-padded with 0."""
-    flat, offsets, lengths = _flatten(histories)
-    return _windows(flat, offsets, offsets + lengths, max_history)
 
 
 @torch.no_grad()
@@ -121,18 +84,6 @@ def _align_items(num_items: int, batch_size: int, seed: int, step: int) -> torch
     """Distinct item ids drawn uniformly from 1..N for step ``step``, reproducible from (seed, step)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
     return torch.randperm(num_items, generator=generator)[: min(batch_size, num_items)] + 1
-
-
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def _save_atomic(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    # os.replace is atomic on POSIX: a crash leaves either the old or the new checkpoint, never half of one.
-    os.replace(tmp, path)
 
 
 def _check_resumable(saved: dict, config: FusionConfig) -> None:
@@ -177,7 +128,7 @@ def train_fusion(
     if targets.max() > num_items:
         raise ValueError(f"item id {targets.max()} exceeds the {num_items} rows of the semantic matrix")
     histories_t, targets_t = torch.from_numpy(histories), torch.from_numpy(targets)
-    valid_histories = torch.from_numpy(pad_histories(valid_samples["history"], config.max_history))
+    valid_histories = torch.from_numpy(left_pad(valid_samples["history"].tolist(), config.max_history))
     valid_targets = valid_samples["target"].to_numpy(dtype=np.int64)
 
     seed_everything(config.seed)
@@ -185,7 +136,7 @@ def train_fusion(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     step, best_step, bad_evals = 0, 0, 0
-    best_state: dict[str, torch.Tensor] = _cpu_state(model)
+    best_state: dict[str, torch.Tensor] = cpu_state(model)
     best_metrics: dict[str, float] = {}
     history: list[dict[str, float]] = []
     if checkpoint_path is not None and checkpoint_path.exists():
@@ -221,7 +172,7 @@ def train_fusion(
         history.append(record)
         window = {k: [] for k in window}
         if metrics["ndcg@10"] > best_metrics.get("ndcg@10", -1.0):
-            best_state, best_metrics, best_step, bad_evals = _cpu_state(model), metrics, step, 0
+            best_state, best_metrics, best_step, bad_evals = cpu_state(model), metrics, step, 0
         else:
             bad_evals += 1
         if log is not None:
@@ -229,9 +180,9 @@ def train_fusion(
                 if name != "step":
                     log(f"fusion/{name}", value, step)
         if checkpoint_path is not None and is_main:
-            _save_atomic(
+            save_atomic(
                 {
-                    "model": _cpu_state(model),
+                    "model": cpu_state(model),
                     "optimizer": optimizer.state_dict(),
                     "step": step,
                     # The data order is a pure function of (seed, step), so these two restore the sampler.

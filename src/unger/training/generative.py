@@ -11,7 +11,6 @@ state is left untouched (``torch.random.fork_rng``).
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,9 @@ import pandas as pd
 import torch
 
 from unger.evaluation.metrics import evaluate_rankings
-from unger.inference.beam_search import CodeTrie, constrained_beam_search, left_pad
+from unger.data.sequences import build_training_samples, left_pad
+from unger.inference.beam_search import CodeTrie, constrained_beam_search
+from unger.training.checkpoint import cpu_state, save_atomic
 from unger.models.generative import GenerativeConfig, UngerModel, sample_negatives
 
 LogMetric = Callable[[str, float, int], None]
@@ -76,26 +77,6 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def build_training_samples(train_sequences: pd.DataFrame, max_history: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every next-item prediction of every training sequence.
-
-    For each sequence and each t >= 1 the target is items[t] and the history the last
-    ``max_history`` items of items[:t], left-padded with 0. Returns (S, max_history) and (S,) int64.
-    """
-    seqs = train_sequences["items"].tolist()
-    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    if lens.sum() == 0:
-        return np.zeros((0, max_history), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
-    starts = np.repeat(np.cumsum(lens) - lens, lens)  # flat index where each element's sequence begins
-    pos = np.arange(len(flat))
-    is_target = pos > starts
-    g, st = pos[is_target], starts[is_target]
-    idx = g[:, None] + np.arange(-max_history, 0)
-    histories = np.where(idx >= st[:, None], flat[np.maximum(idx, 0)], 0)
-    return histories, flat[g]
-
-
 def warmup_lr(step: int, cfg: TrainConfig) -> float:
     """Learning rate of update ``step`` (1-based): linear warmup, then constant (no decay in the paper)."""
     if cfg.warmup_steps == 0 or step >= cfg.warmup_steps:
@@ -107,10 +88,6 @@ def _generator(*key: int) -> torch.Generator:
     """CPU generator seeded from a tuple of ints (independent streams for data order and negatives)."""
     seed = int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.Generator().manual_seed(seed)
-
-
-def _cpu_state(model: torch.nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _rng_devices(device: torch.device) -> list:
@@ -128,14 +105,6 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    """Write to a temporary file and rename, so a kill mid-write never leaves a truncated checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def evaluate_generative(model, histories, targets, trie, beam_size: int, batch_size: int, device) -> dict:
@@ -252,12 +221,12 @@ def train_generative(
                 for name, value in metrics.items():
                     log(_metric_name(name), value, step)
                 if best_state is None or metrics[cfg.select_metric] > best_metrics[cfg.select_metric]:
-                    best_step, best_metrics, best_state, bad_evals = step, metrics, _cpu_state(model), 0
+                    best_step, best_metrics, best_state, bad_evals = step, metrics, cpu_state(model), 0
                 else:
                     bad_evals += 1
                     stopped = cfg.patience > 0 and bad_evals >= cfg.patience
                 if path is not None and writer:
-                    _save_atomic(
+                    save_atomic(
                         {
                             "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(),
@@ -280,7 +249,7 @@ def train_generative(
         best_step=best_step,
         best_valid_metrics=best_metrics,
         history=history,
-        final_state=_cpu_state(model),
+        final_state=cpu_state(model),
         final_step=step,
         stopped_early=stopped,
     )

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unger import tracking
 from unger.params import EvaluationParams, RuntimeParams
 
 log = logging.getLogger(__name__)
