@@ -60,9 +60,20 @@ def test_full_pipeline_end_to_end_and_single_node_rerun(tiny_project: Path):
     models = sorted(p for p in (data / "06_models").rglob("generative_model.pt") if p.is_file())
     assert len(models) == 2
 
+    # The dominance analysis (Table 4, Figure 5) on top of the persisted full-run outputs.
+    command = [str(kedro), "run", "--env=tiny", "--pipelines=dominance"]
+    result = subprocess.run(command, cwd=tiny_project, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = json.loads(_latest(data / "08_reporting", "semantic_dominance.json").read_text())
+    for method in ("unger", "concat"):
+        shares = table[method]
+        assert abs(shares["similarity_semantic"] + shares["similarity_collaborative"] - 1) < 1e-9
+    assert _latest(data / "08_reporting", "tsne_figure.png").stat().st_size > 10_000
+
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_project / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("unger").experiment_id])
-    assert len(runs) == 2
+    assert len(runs) == 3
     full = [r for r in runs if "eval.test.ndcg_at_10" in r.data.metrics]
     assert len(full) == 1
     history = client.get_metric_history(full[0].info.run_id, "generative/loss")

@@ -271,14 +271,22 @@ def pca_semantic(semantic: np.ndarray, dim: int, seed: int) -> np.ndarray:
     return out
 
 
+def concat_embeddings(collaborative: np.ndarray, semantic: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """[E_C ; PCA(E_S)] (paper 4.3), each half L2-normalised per row so that neither wins by raw scale
+    alone (the analysis notes both are normalised before concatenation); row 0 zero."""
+    reduced = pca_semantic(np.asarray(semantic, dtype=np.float32), dim, seed)
+    out = np.concatenate([_l2_rows(collaborative), _l2_rows(reduced)], axis=1)
+    out[0] = 0.0
+    return out.astype(np.float32)
+
+
 @torch.no_grad()
 def integrated_embeddings(model: FusionModel | None, semantic: np.ndarray, config: FusionConfig) -> np.ndarray:
     """The item vectors to quantise into unicodes, (N + 1, d_out) float32 with row 0 zero.
 
     * ``semantic_only``: E_S itself (``model`` may be None).
     * ``collaborative_only``: E_C.
-    * ``concat``: [E_C ; PCA(E_S)] (paper 4.3), each half L2-normalised per row so that neither wins
-      by raw scale alone (the analysis notes both are normalised before concatenation).
+    * ``concat``: [E_C ; PCA(E_S)] (``concat_embeddings``).
     * ``unger``: per ``config.integrated``: ``collaborative`` = E_C, pulled towards E_T by CKA, so it
       "encapsulates knowledge from both modalities" (default); ``adapted_semantic`` = E_T;
       ``sum`` = E_C + E_T; ``concat`` = [E_C ; E_T].
@@ -294,8 +302,7 @@ def integrated_embeddings(model: FusionModel | None, semantic: np.ndarray, confi
     if config.variant == "collaborative_only" or (config.variant == "unger" and config.integrated == "collaborative"):
         out = collaborative.copy()
     elif config.variant == "concat":
-        reduced = pca_semantic(semantic, config.embedding_dim, config.seed)
-        out = np.concatenate([_l2_rows(collaborative), _l2_rows(reduced)], axis=1)
+        return concat_embeddings(collaborative, semantic, config.embedding_dim, config.seed)
     else:
         adapted = adapted_semantic_matrix(model)
         if config.integrated == "adapted_semantic":

@@ -49,6 +49,21 @@ def measure_semantic_dominance(
     return table
 
 
+def concatenate_modalities(
+    collaborative: np.ndarray, semantic: np.ndarray, fusion: dict[str, Any]
+) -> np.ndarray:
+    """The concat baseline of section 4.3: DIN's E_C (trained alone) next to PCA(E_S) of the same width.
+
+    Args:
+        collaborative: E_C of the ``collaborative_only`` variant.
+        semantic: E_S.
+        fusion: ``params:fusion`` (embedding_dim, seed).
+    """
+    from unger.models.fusion import concat_embeddings
+
+    return concat_embeddings(collaborative, semantic, int(fusion["embedding_dim"]), int(fusion["seed"]))
+
+
 def dominance_table(
     semantic: np.ndarray,
     collaborative: np.ndarray,

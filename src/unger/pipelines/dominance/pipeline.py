@@ -1,4 +1,5 @@
-"""Wiring of the dominance pipeline: two namespaced fusion variants plus the analysis."""
+"""Wiring of the dominance pipeline: DIN trained alone (a namespaced fusion variant), the concat
+baseline built from it, and the analysis."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -11,13 +12,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         "semantic_embeddings",
         "collaborative_only.collaborative_embeddings",
         "integrated_embeddings",
-        "concat.integrated_embeddings",
+        "concat_embeddings",
         "params:dominance",
     ]
     analysis = Pipeline(
         [
+            Node(
+                nodes.concatenate_modalities,
+                inputs=["collaborative_only.collaborative_embeddings", "semantic_embeddings", "params:fusion"],
+                outputs="concat_embeddings",
+                name="concatenate_modalities_node",
+            ),
             Node(nodes.dominance_table, inputs=embeddings, outputs="semantic_dominance", name="semantic_dominance_node"),
             Node(nodes.tsne_plot, inputs=embeddings, outputs="tsne_figure", name="tsne_figure_node"),
         ]
     )
-    return create_variant("collaborative_only") + create_variant("concat") + analysis
+    return create_variant("collaborative_only") + analysis
