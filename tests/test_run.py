@@ -60,3 +60,16 @@ def test_notebook_code_runs_against_the_catalog(project: Path):
         if cell.cell_type == "code":
             exec(compile(cell.source, "explore_outputs.ipynb", "exec"), namespace)
     assert namespace["stats"]["users"] == len(namespace["test"]) == len(namespace["train"])
+
+
+def test_legacy_pipeline_flag_still_runs(project: Path):
+    import os
+    import subprocess
+    import sys
+
+    kedro = Path(sys.executable).with_name("kedro")
+    command = [str(kedro), "run", "--pipeline=data_processing", "--params=data_processing.category=Synthetic"]
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [p for p in (project / "data" / "08_reporting").rglob("data_stats.json") if p.is_file()]
