@@ -213,3 +213,19 @@ def random_codes(num_items: int, K: int = 256, L: int | None = None, seed: int =
         collisions_before_dedup=0,
         method="random",
     )
+
+
+def residual_result(item_codes: np.ndarray, L: int, K: int, method: str, extra: dict[str, Any]) -> QuantizationResult:
+    """Result of an L-level residual quantizer: collisions get one disambiguation level (see
+    ``disambiguate``), every item keeps depth L, row 0 is the padding row."""
+    final_codes, collisions = disambiguate(item_codes, K)
+    return QuantizationResult(
+        codes=with_padding_row(final_codes),
+        depth=full_depth(len(item_codes), L),
+        num_levels=final_codes.shape[1],
+        codebook_size=K,
+        collisions_before_dedup=collisions,
+        method=method,
+        disambiguated=final_codes.shape[1] > L,
+        extra=extra,
+    )

@@ -15,9 +15,8 @@ from sklearn.exceptions import ConvergenceWarning
 from unger.quantize.common import (
     QuantizationResult,
     check_codebook_size,
-    disambiguate,
-    full_depth,
     item_matrix,
+    residual_result,
     with_padding_row,
 )
 
@@ -174,17 +173,5 @@ def residual_kmeans(
         residual -= km.cluster_centers_[km.labels_]
         recon.append(float((residual**2).sum(axis=1).mean()))
 
-    item_codes, collisions = disambiguate(item_codes, K)
-    return QuantizationResult(
-        codes=with_padding_row(item_codes),
-        depth=full_depth(n_items, L),
-        num_levels=item_codes.shape[1],
-        codebook_size=K,
-        collisions_before_dedup=collisions,
-        method="residual_kmeans",
-        disambiguated=item_codes.shape[1] > L,
-        extra={
-            "input_mean_sq_norm": float((x**2).sum(axis=1).mean()),
-            "reconstruction_mse": recon,
-        },
-    )
+    extra = {"input_mean_sq_norm": float((x**2).sum(axis=1).mean()), "reconstruction_mse": recon}
+    return residual_result(item_codes, L, K, "residual_kmeans", extra)

@@ -20,10 +20,8 @@ from torch.nn import functional as F
 from unger.quantize.common import (
     QuantizationResult,
     check_codebook_size,
-    disambiguate,
-    full_depth,
     item_matrix,
-    with_padding_row,
+    residual_result,
 )
 from unger.utils import seed_everything
 
@@ -173,19 +171,10 @@ def train_rqvae(
             codes_list.append(codes.cpu())
     item_codes = torch.cat(codes_list).numpy().astype(np.int64)
     used = [int(len(np.unique(item_codes[:, level]))) for level in range(L)]
-    final_codes, collisions = disambiguate(item_codes, K)
-    return QuantizationResult(
-        codes=with_padding_row(final_codes),
-        depth=full_depth(n_items, L),
-        num_levels=final_codes.shape[1],
-        codebook_size=K,
-        collisions_before_dedup=collisions,
-        method="rqvae",
-        disambiguated=final_codes.shape[1] > L,
-        extra={
-            "reconstruction_mse": float(recon_sum / n_items),
-            "latent_residual_mse": [float(v) for v in (level_mse_sum / n_items).cpu()],
-            "used_codewords": used,
-            "final_train_loss": float(history[-1][0]) if history else float("nan"),
-        },
-    )
+    extra = {
+        "reconstruction_mse": float(recon_sum / n_items),
+        "latent_residual_mse": [float(v) for v in (level_mse_sum / n_items).cpu()],
+        "used_codewords": used,
+        "final_train_loss": float(history[-1][0]) if history else float("nan"),
+    }
+    return residual_result(item_codes, L, K, "rqvae", extra)
