@@ -126,6 +126,12 @@ def _resolve(spec: type | str) -> type:
     return spec
 
 
+def _invalid(group: str, exc: ValidationError) -> ValueError:
+    """One error naming every bad field of ``group``."""
+    problems = "; ".join(f"{group}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return ValueError(f"invalid parameters in group '{group}': {problems}")
+
+
 def parse_dataclass(cls: type, values: dict[str, Any], group: str) -> Any:
     """Build config dataclass ``cls`` from ``values``: unknown keys and bad types are errors."""
     known = {f.name for f in dataclasses.fields(cls)}
@@ -135,8 +141,7 @@ def parse_dataclass(cls: type, values: dict[str, Any], group: str) -> Any:
     try:
         return TypeAdapter(cls).validate_python(dict(values or {}))
     except ValidationError as exc:
-        problems = "; ".join(f"{group}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"invalid parameters in group '{group}': {problems}") from None
+        raise _invalid(group, exc) from None
 
 
 def validate_group(name: str, values: dict[str, Any]) -> Any:
@@ -149,5 +154,4 @@ def validate_group(name: str, values: dict[str, Any]) -> Any:
     try:
         return model(**(values or {}))
     except ValidationError as exc:
-        problems = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"invalid parameters in group '{name}': {problems}") from None
+        raise _invalid(name, exc) from None

@@ -13,29 +13,25 @@ from unger.params import DominanceParams
 log = logging.getLogger(__name__)
 
 
-def measure_semantic_dominance(
-    semantic: np.ndarray,
-    collaborative: np.ndarray,
-    fused: dict[str, np.ndarray] | None = None,
-    params: dict[str, Any] | None = None,
-    **named_fused: np.ndarray,
+def _measure(
+    semantic: np.ndarray, collaborative: np.ndarray, fused: dict[str, np.ndarray], params: dict[str, Any]
 ) -> dict[str, Any]:
     """Equations 9-10 for each fused embedding set E against S (semantic) and C (collaborative only).
 
     Args:
         semantic: S, the encoder's item embeddings.
         collaborative: C, the item embeddings of DIN trained alone (no alignment).
+        fused: the fused sets E by method name (``unger``, ``concat``).
         params: ``params:dominance`` (estimator settings).
-        named_fused: the fused sets E by method name (``unger``, ``concat``).
 
     Returns:
         ``{method: {kl_s_e, kl_c_e, similarity_semantic, similarity_collaborative, ...}}``.
     """
     from unger.analysis.dominance import semantic_dominance
 
-    p = DominanceParams(**(params or {}))
+    p = DominanceParams(**params)
     table = {}
-    for name, matrix in {**(fused or {}), **named_fused}.items():
+    for name, matrix in fused.items():
         table[name] = semantic_dominance(
             semantic, collaborative, matrix, n_reference=p.n_reference, perplexity=p.perplexity, seed=p.seed
         )
@@ -72,7 +68,7 @@ def dominance_table(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Table 4: semantic vs collaborative proportions of the concat and unger embeddings."""
-    return measure_semantic_dominance(semantic, collaborative, params=params, concat=concat, unger=unger)
+    return _measure(semantic, collaborative, {"concat": concat, "unger": unger}, params)
 
 
 def tsne_plot(
