@@ -78,3 +78,12 @@ def test_full_pipeline_end_to_end_and_single_node_rerun(tiny_project: Path):
     assert len(full) == 1
     history = client.get_metric_history(full[0].info.run_id, "generative/loss")
     assert len(history) >= 2
+
+    # Every run leaves a profile: one timed record per node, and the totals in MLflow.
+    profile = json.loads(sorted((data / "08_reporting" / "run_profiles").glob("*-full.json"))[0].read_text())
+    timed = {r["node"]: r for r in profile["nodes"]}
+    assert {"train_stage_one_node", "train_stage_two_node", "recommend_test_node"} <= set(timed)
+    assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 for r in timed.values())
+    assert profile["total_seconds"] >= sum(r["seconds"] for r in timed.values())
+    assert profile["mlflow_run_id"] == full[0].info.run_id
+    assert full[0].data.metrics["profile/total_seconds"] == profile["total_seconds"]

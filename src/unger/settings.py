@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from unger.hooks import ValidateParametersHook
+from unger.hooks import ProfileRunHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(),)
+HOOKS = (ValidateParametersHook(), ProfileRunHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
