@@ -79,13 +79,26 @@ class CodeTrie:
         return (self.children[prefix.shape[1]][node.clamp(min=0)] >= 0) & (node >= 0)[:, None]
 
 
+def _prepare_trie(model, codes, device: torch.device) -> CodeTrie:
+    """The model's code trie on ``device``, widened to its codebook; ``codes`` is a table or a ``CodeTrie``."""
+    trie = codes if isinstance(codes, CodeTrie) else CodeTrie(codes)
+    trie = trie.to(device).pad_to(model.config.codebook_size)
+    if trie.num_levels != model.config.num_levels:
+        raise ValueError(f"codes have {trie.num_levels} levels, the model {model.config.num_levels}")
+    return trie
+
+
 @torch.inference_mode()
-def _search_batch(model, histories: torch.Tensor, trie: CodeTrie, beam_size: int, counts: np.ndarray, use_cache: bool):
-    """Beam search for one batch of users; returns final item ids and scores (U, beams) sorted."""
+def _search_batch(model, histories: torch.Tensor, trie: CodeTrie, beam_size: int, counts: np.ndarray, use_cache: bool, encoded=None):
+    """Beam search for one batch of users; returns final item ids and scores (U, beams) sorted.
+
+    ``encoded``: the ``(memory, mask)`` of ``histories`` when already computed (several decoders
+    sharing one encoder); by default ``model.encode(histories)``.
+    """
     L, K = model.config.num_levels, model.config.codebook_size
     u = histories.shape[0]
     dev = histories.device
-    memory, mask = model.encode(histories)
+    memory, mask = model.encode(histories) if encoded is None else encoded
     memory_kv = model.cross_kv(memory)  # once per user, shared by all its beams
     scores = torch.zeros(u, 1, device=dev)
     node = torch.zeros(u, 1, dtype=torch.long, device=dev)
@@ -156,10 +169,7 @@ def constrained_beam_search(
     if beam_size < 1 or top_k < 1:
         raise ValueError("beam_size and top_k must be >= 1")
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    trie = codes if isinstance(codes, CodeTrie) else CodeTrie(codes)
-    trie = trie.to(device).pad_to(model.config.codebook_size)
-    if trie.num_levels != model.config.num_levels:
-        raise ValueError(f"codes have {trie.num_levels} levels, the model {model.config.num_levels}")
+    trie = _prepare_trie(model, codes, device)
     histories = torch.as_tensor(np.asarray(histories), dtype=torch.long)
     n_users = histories.shape[0]
     items = np.zeros((n_users, top_k), dtype=np.int64)

@@ -27,6 +27,8 @@ from unger.training.checkpoint import cpu_state, save_atomic
 from unger.models.generative import GenerativeConfig, UngerModel, sample_negatives
 
 LogMetric = Callable[[str, float, int], None]
+# evaluate(model, histories, targets, beam_size, batch_size, device) -> validation metrics
+Evaluate = Callable[..., dict]
 
 # Train-config fields that shape the optimisation trajectory; a resumed run must agree on them.
 _TRAJECTORY_FIELDS = ("lr", "warmup_steps", "warmup_init_lr", "batch_size", "weight_decay", "seed")
@@ -130,12 +132,23 @@ def train_generative(
     checkpoint_path: str | Path | None = None,
     log_metric: LogMetric | None = None,
     rank: int = 0,
+    build_model: Callable[[], torch.nn.Module] | None = None,
+    evaluate: Evaluate | None = None,
 ) -> TrainResult:
     """Train UNGER Stage II and keep the weights with the best validation ``select_metric``.
 
     A checkpoint (model, optimiser, step, best weights and metrics, RNG state, both configs) is
     written atomically at every evaluation; if ``checkpoint_path`` already exists the run resumes
     from it. Only rank 0 writes checkpoints and logs metrics.
+
+    Other generative models train with the same loop (e.g. ``unger.training.dual_code``):
+    ``build_model()`` makes the model (called under the seed; default ``UngerModel(model_config,
+    codes, integrated)``; ``codes``/``integrated`` only feed the defaults), and ``evaluate(model,
+    histories, targets, beam_size, batch_size, device)`` returns its validation metrics (default
+    ``evaluate_generative`` over the trie of ``codes``). Such a model needs ``config`` (a
+    ``GenerativeConfig``; no negatives are drawn unless ``use_distillation``), ``configure_optimizer``
+    and a ``forward(histories, targets)`` returning a dict of scalar losses with the optimised one
+    under ``"loss"``; every entry is logged as ``generative/<name>``.
     """
     cfg = train_config
     device = torch.device(device)
@@ -154,12 +167,17 @@ def train_generative(
     if 0 < cfg.eval_users < len(valid_tgt):
         keep = np.sort(np.random.default_rng(cfg.seed).choice(len(valid_tgt), cfg.eval_users, replace=False))
         valid_hist, valid_tgt = valid_hist[keep], valid_tgt[keep]
-    trie = CodeTrie(codes, device)
+    if evaluate is None:
+        trie = CodeTrie(codes, device)
+
+        def evaluate(model, histories, targets, beam_size, batch_size, device):
+            return evaluate_generative(model, histories, targets, trie, beam_size, batch_size, device)
+
     steps_per_epoch = math.ceil(n_samples / cfg.batch_size)
 
     with torch.random.fork_rng(devices=_rng_devices(device)):
         torch.manual_seed(cfg.seed)
-        model = UngerModel(model_config, codes, integrated).to(device)
+        model = (build_model() if build_model is not None else UngerModel(model_config, codes, integrated)).to(device)
         optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay)
         step, best_step, best_metrics, best_state = 0, -1, {}, None
         history: list[dict] = []
@@ -181,7 +199,7 @@ def train_generative(
 
         model.train()
         epoch, perm = -1, None
-        sums = torch.zeros(3, device=device)
+        loss_names, sums = None, None  # the model's loss entries, summed between logs
         n_sum, train_seconds = 0, 0.0
         while step < cfg.max_steps and not stopped:
             t0 = time.perf_counter()
@@ -198,17 +216,21 @@ def train_generative(
             if model.config.use_distillation:
                 gen = _generator(cfg.seed, 1, step)
                 negatives = sample_negatives(batch_targets, model.num_items, model.config.num_negatives, gen)
-            out = model(histories[idx], batch_targets, negative_items=negatives)
+            extra = {} if negatives is None else {"negative_items": negatives}
+            out = model(histories[idx], batch_targets, **extra)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             optimizer.step()
-            sums += torch.stack([out["loss"].detach(), out["gen_loss"].detach(), out["distill_loss"].detach()])
+            if sums is None:
+                loss_names = list(out)
+                sums = torch.zeros(len(loss_names), device=device)
+            sums += torch.stack([out[name].detach() for name in loss_names])
             n_sum += 1
             train_seconds += time.perf_counter() - t0
 
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 means = (sums / n_sum).tolist()
-                for name, value in zip(("loss", "gen_loss", "distill_loss"), means):
+                for name, value in zip(loss_names, means):
                     log(f"generative/{name}", value, step)
                 log("generative/lr", lr, step)
                 log("generative/steps_per_s", n_sum / max(train_seconds, 1e-9), step)
@@ -216,7 +238,7 @@ def train_generative(
                 n_sum, train_seconds = 0, 0.0
 
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                metrics = evaluate_generative(model, valid_hist, valid_tgt, trie, cfg.eval_beam, cfg.eval_batch_size, device)
+                metrics = evaluate(model, valid_hist, valid_tgt, cfg.eval_beam, cfg.eval_batch_size, device)
                 history.append({"step": step, **metrics})
                 for name, value in metrics.items():
                     log(_metric_name(name), value, step)
