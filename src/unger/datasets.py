@@ -98,3 +98,39 @@ class TorchStateDataset(_VersionedFileDataset):
         buffer = io.BytesIO()
         torch.save(data, buffer)
         self._write_bytes(buffer.getvalue())
+
+
+class OptionalJSONDataset(AbstractDataset[dict, "dict | None"]):
+    """A JSON file that may not exist yet: loading a missing file gives ``None``.
+
+    The study report reads one record per run through these, so it can say which runs are missing
+    instead of failing (a study is often run a few namespaces at a time).
+    """
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._path = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict | None:
+        import json
+
+        if not self._path.exists():
+            return None
+        try:
+            return json.loads(self._path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{self._path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+
+    def save(self, data: dict) -> None:
+        import json
+
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(self._path.suffix + ".part")
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.replace(self._path)
+
+    def _exists(self) -> bool:
+        return self._path.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._path)}

@@ -35,6 +35,7 @@ class RuntimeParams(Params):
         "data/06_models/checkpoints",
         description="resumable training checkpoints, named after a hash of their config and inputs",
     )
+    run_label: str = Field("", description="set by the study for its runs: prefixes MLflow metric names")
 
 
 class EncoderParams(Params):
@@ -107,6 +108,27 @@ def parse_generative(values: dict[str, Any], codes=None, integrated=None) -> tup
     return model, train
 
 
+def _split_flat(values: dict[str, Any], group: str, model_cls: type, train_cls: type) -> tuple[Any, Any]:
+    """One flat YAML group -> (model config, train config); unknown keys name the group."""
+    values = dict(values or {})
+    model_fields = {f.name for f in dataclasses.fields(model_cls)}
+    train_fields = {f.name for f in dataclasses.fields(train_cls)}
+    unknown = sorted(set(values) - model_fields - train_fields)
+    if unknown:
+        raise ValueError(f"invalid parameters in group '{group}': unknown key(s) {unknown}; known: {sorted(model_fields | train_fields)}")
+    model = parse_dataclass(model_cls, {k: v for k, v in values.items() if k in model_fields}, group)
+    train = parse_dataclass(train_cls, {k: v for k, v in values.items() if k in train_fields}, group)
+    return model, train
+
+
+def parse_sasrec(values: dict[str, Any]) -> tuple[Any, Any]:
+    """Split the flat ``sasrec`` group into ``(SASRecConfig, SASRecTrainConfig)``."""
+    from unger.models.sasrec import SASRecConfig
+    from unger.training.sasrec import SASRecTrainConfig
+
+    return _split_flat(values, "sasrec", SASRecConfig, SASRecTrainConfig)
+
+
 PARAMETER_GROUPS: dict[str, type[Params] | str] = {
     "data_processing": DataProcessingParams,
     "runtime": RuntimeParams,
@@ -116,6 +138,7 @@ PARAMETER_GROUPS: dict[str, type[Params] | str] = {
     "generative": "unger.params:parse_generative",
     "evaluation": EvaluationParams,
     "dominance": DominanceParams,
+    "sasrec": "unger.params:parse_sasrec",
 }
 
 

@@ -1,12 +1,11 @@
 """Project settings: config loading, hooks and the catalog class."""
 
-from kedro.config import OmegaConfigLoader
-
+from unger.config import UngerConfigLoader
 from unger.hooks import ProfileRunHook, ValidateParametersHook
 
 HOOKS = (ValidateParametersHook(), ProfileRunHook())
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_CLASS = UngerConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -60,10 +60,10 @@ def train_stage_two(
         valid_samples,
         resolve_device(rt.device),
         checkpoint_path=checkpoint,
-        log_metric=tracking.metric_logger(""),
+        log_metric=tracking.metric_logger(f"{rt.run_label}." if rt.run_label else ""),
     )
     seconds = time.perf_counter() - start
-    tracking.log_metrics(result.best_valid_metrics, prefix="generative.best_valid.")
+    tracking.log_metrics(result.best_valid_metrics, prefix=f"{rt.run_label}.generative.best_valid." if rt.run_label else "generative.best_valid.")
     log.info("Stage II: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
     model = {
         "model": result.best_state,

@@ -1,0 +1,90 @@
+"""Nodes of the SASRec-CE baseline (the model and loop live in unger.models / unger.training)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from unger import tracking
+from unger.params import EvaluationParams, RuntimeParams, parse_sasrec
+
+log = logging.getLogger(__name__)
+
+# Settings that do not change the weight trajectory stay out of the checkpoint name.
+RESUMABLE_FIELDS = ("max_steps", "eval_every", "patience", "eval_batch_size", "log_every")
+
+
+def train_sasrec_baseline(
+    train_sequences: pd.DataFrame,
+    valid_samples: pd.DataFrame,
+    items: pd.DataFrame,
+    params: dict[str, Any],
+    runtime: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train SASRec with full-softmax CE over all items; validation NDCG@10 picks the checkpoint."""
+    from unger.training.sasrec import train_sasrec
+    from unger.utils import fingerprint, resolve_device
+
+    rt = RuntimeParams(**runtime)
+    model_config, train_config = parse_sasrec(params)
+    num_items = int(items["item_id"].max())
+    trajectory = {k: v for k, v in train_config.__dict__.items() if k not in RESUMABLE_FIELDS}
+    key = fingerprint(model_config.to_dict(), trajectory, num_items, train_sequences, valid_samples)
+    checkpoint = Path(rt.checkpoint_dir) / f"sasrec-{key}.pt"
+    prefix = f"{rt.run_label}." if rt.run_label else ""
+    start = time.perf_counter()
+    result = train_sasrec(model_config, train_config, train_sequences, valid_samples, num_items,
+                          resolve_device(rt.device), checkpoint_path=checkpoint, log_metric=tracking.metric_logger(prefix))
+    seconds = time.perf_counter() - start
+    tracking.log_metrics(result.best_valid_metrics, prefix=f"{prefix}sasrec.best_valid.")
+    log.info("SASRec-CE: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
+    model = {"model": result.best_state, "model_config": model_config.to_dict(), "num_items": num_items,
+             "best_step": result.best_step}
+    report = {"best_step": result.best_step, "final_step": result.final_step, "stopped_early": result.stopped_early,
+              "best_valid_metrics": result.best_valid_metrics, "history": result.history,
+              "train_seconds_this_session": seconds, "checkpoint": str(checkpoint),
+              "model_config": model_config.to_dict(), "train_config": dict(train_config.__dict__)}
+    return model, report
+
+
+def evaluate_sasrec(
+    sasrec_model: dict[str, Any],
+    items: pd.DataFrame,
+    valid_samples: pd.DataFrame,
+    test_samples: pd.DataFrame,
+    params: dict[str, Any],
+    runtime: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Recall/NDCG@k over all items for every validation and test user, in the evaluation pipeline's format."""
+    import numpy as np
+
+    from unger.data.sequences import left_pad
+    from unger.evaluation.metrics import evaluate_rankings
+    from unger.models.sasrec import SASRec, SASRecConfig
+    from unger.training.sasrec import rank_all_items
+    from unger.utils import resolve_device
+
+    p = EvaluationParams(**params)
+    device = resolve_device(RuntimeParams(**runtime).device)
+    config = SASRecConfig(**sasrec_model["model_config"])
+    model = SASRec(config, sasrec_model["num_items"])
+    model.load_state_dict(sasrec_model["model"])
+    model.to(device).eval()
+    out: dict[str, Any] = {}
+    flat: dict[str, Any] = {}
+    for split, samples in (("valid", valid_samples), ("test", test_samples)):
+        start = time.perf_counter()
+        ranked = rank_all_items(model, left_pad(samples["history"].tolist(), config.max_history), max(p.top_k, max(p.ks)),
+                                device=device)
+        seconds = time.perf_counter() - start
+        metrics = evaluate_rankings(ranked, samples["target"].to_numpy(dtype=np.int64), p.ks)
+        timing = {"ms_per_user": 1000 * seconds / len(samples), "seconds": seconds, "device": str(device),
+                  "beam_size": None, "top_k": p.top_k}
+        out[split] = {**metrics, "users": len(samples), "beam": timing}
+        flat.update({f"{split}.{k.replace('@', '_at_')}": {"value": v, "step": 0} for k, v in metrics.items()})
+        log.info("SASRec-CE %s: %s", split, {k: round(v, 4) for k, v in metrics.items()})
+    return out, flat

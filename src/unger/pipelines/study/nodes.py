@@ -1,0 +1,39 @@
+"""Nodes of the study: one record per run, then the tables, figures and JSON over all runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from unger.study import parse_experiments
+from unger.study_report import METRICS, render_figures, render_markdown, summarize
+
+
+def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """What the report needs of a finished run: its metrics, where and when it ran, how to rerun it."""
+    from unger.profiling import git_commit, machine_info
+
+    test, valid = evaluation_metrics["test"], evaluation_metrics["valid"]
+    return {
+        **meta,
+        "test": {m: test[m] for m in METRICS},
+        "valid": {m: valid[m] for m in METRICS},
+        "users": test["users"],
+        "test_ms_per_user": test.get("beam", {}).get("ms_per_user"),
+        "test_decoding": {k: test.get("beam", {}).get(k) for k in ("beam_size", "top_k", "device")},
+        "machine": machine_info(),
+        "git_commit": git_commit(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": f"kedro run --pipelines=study --namespaces={meta['run']}",
+    }
+
+
+def write_study_report(study: dict[str, Any], notes: str, **records: dict[str, Any] | None) -> tuple[str, dict, dict]:
+    """docs/results.md, docs/results.json and docs/figures/*.png from every run that has a record.
+
+    ``notes`` (docs/study_notes.md, written by hand) is appended: what was tried and what it means.
+    Runs without a record (not run yet) are listed as missing, never silently dropped.
+    """
+    experiments = parse_experiments(study)
+    summary = summarize(experiments, records)
+    return render_markdown(experiments, summary, study, notes), summary["json"], render_figures(experiments, summary, study)

@@ -1,0 +1,116 @@
+"""The study (issue 6): every experiment of the paper as a named set of parameter overrides.
+
+``conf/base/parameters_study.yml`` lists experiments; each runs once per seed as its own Kedro
+namespace ``<experiment>_s<seed>`` (a *run*). ``expand_study`` turns the overrides into complete
+parameter groups under that namespace (base group, then the experiment's overrides, then the seed),
+so a namespaced copy of the stage pipelines reads ``params:<run>.generative`` etc. with no copied
+YAML, and ``--params=generative.max_steps=...`` on the command line reaches every run. No Kedro here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Parameter groups a run carries; overrides of any other group are an error.
+RUN_GROUPS = ("runtime", "semantic", "fusion", "quantization", "generative", "evaluation", "sasrec")
+# Groups whose ``seed`` the run's seed replaces.
+SEEDED_GROUPS = ("runtime", "fusion", "quantization", "generative", "sasrec")
+KINDS = ("unger", "tiger", "eager", "sasrec")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One row of a table or one point of a sweep."""
+
+    name: str
+    kind: str = "unger"
+    label: str = ""
+    group: str = "main"  # which table/figure it belongs to (see parameters_study.yml)
+    x: Any = None  # the swept value, for figure groups
+    seeds: tuple[int, ...] = ()
+    overrides: dict = field(default_factory=dict)
+    paper: dict = field(default_factory=dict)  # the paper's Beauty test numbers, where it reports them
+
+    def run_names(self) -> list[str]:
+        return [run_name(self.name, s) for s in self.seeds]
+
+
+def run_name(experiment: str, seed: int) -> str:
+    return f"{experiment}_s{seed}"
+
+
+def _deep_merge(base: dict, overrides: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_experiments(study: dict) -> list[Experiment]:
+    """Experiments of a ``study`` parameter group, with errors that name the experiment and key."""
+    if not study:
+        return []
+    default_seeds = tuple(study.get("seeds") or ())
+    out = []
+    for name, spec in (study.get("experiments") or {}).items():
+        spec = dict(spec or {})
+        unknown = set(spec) - {"kind", "label", "group", "x", "seeds", "overrides", "paper"}
+        if unknown:
+            raise ValueError(f"study.experiments.{name}: unknown key(s) {sorted(unknown)}")
+        if not name.isidentifier():
+            raise ValueError(f"study.experiments.{name}: names must be identifiers (they become Kedro namespaces)")
+        kind = spec.get("kind", "unger")
+        if kind not in KINDS:
+            raise ValueError(f"study.experiments.{name}.kind must be one of {KINDS}, got {kind!r}")
+        bad = set(spec.get("overrides") or {}) - set(RUN_GROUPS)
+        if bad:
+            raise ValueError(f"study.experiments.{name}.overrides: unknown group(s) {sorted(bad)}; known {RUN_GROUPS}")
+        seeds = tuple(int(s) for s in (spec.get("seeds") or default_seeds))
+        if not seeds:
+            raise ValueError(f"study.experiments.{name}: no seeds (set study.seeds or the experiment's seeds)")
+        out.append(Experiment(name=name, kind=kind, label=spec.get("label") or name, group=spec.get("group", "main"),
+                              x=spec.get("x"), seeds=seeds, overrides=dict(spec.get("overrides") or {}),
+                              paper=dict(spec.get("paper") or {})))
+    return out
+
+
+def expand_study(params: dict) -> dict:
+    """Add one top-level entry per run: ``{<run>: {<group>: full group, "meta": {...}}}``.
+
+    Order: the base group, the experiment's overrides, the run's seed, then anything already set
+    under the run's own name (a ``--params`` override of one run).
+    """
+    experiments = parse_experiments(params.get("study") or {})
+    out = dict(params)
+    for exp in experiments:
+        for seed in exp.seeds:
+            name = run_name(exp.name, seed)
+            run = {}
+            for group in RUN_GROUPS:
+                merged = _deep_merge(params.get(group) or {}, exp.overrides.get(group) or {})
+                if group in SEEDED_GROUPS and "seed" in merged:
+                    merged["seed"] = seed
+                run[group] = merged
+            run["runtime"]["run_label"] = name  # prefixes its MLflow metrics and checkpoint names
+            run["fusion_variants"] = {"main": {"label": name}}
+            run["meta"] = {"run": name, "experiment": exp.name, "kind": exp.kind, "seed": seed}
+            # Values given for the run itself (``--params=unger_s2024.generative.lr=...``) win.
+            out[name] = _deep_merge(run, params.get(name) or {})
+    return out
+
+
+def load_experiments(conf_source: str | Path = "conf") -> list[Experiment]:
+    """Experiments as listed in ``conf/base/parameters_study.yml`` (the registry needs their names
+    before any config loader runs; environments may change their settings, not their names)."""
+    import yaml
+
+    path = Path(conf_source) / "base" / "parameters_study.yml"
+    if not path.exists():
+        return []
+    return parse_experiments((yaml.safe_load(path.read_text()) or {}).get("study") or {})

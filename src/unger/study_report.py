@@ -1,0 +1,225 @@
+"""Tables, JSON and figures of the study from its run records (plain Python + matplotlib, no Kedro).
+
+Means and standard deviations are over the seeds that finished; std is the sample std (ddof=1) and
+is reported only with two or more seeds. Test metrics are the headline (the paper reports test);
+validation metrics sit beside them in the JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from unger.study import Experiment
+
+METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+TABLES = {
+    "main": "Main comparison (paper Table 3, Beauty)",
+    "table5": "Where the unified code comes from (paper Table 5)",
+    "table6": "The two tasks (paper Table 6)",
+}
+FIGURES = {
+    "figure6": "Decoder layers (paper Figure 6)",
+    "figure7": "Semantic encoder (paper Figure 7)",
+    "figure8": "Quantizer (paper Figure 8)",
+    "figure9": "Codebook size K (paper Figure 9)",
+    "alpha": "alpha, weight of L_align in Stage I",
+    "beta": "beta, weight of L_distillation in Stage II",
+}
+# Rows every table shows besides its own group: the method itself (and, in Table 6, as CKA + IKD).
+_TABLE_EXTRA = {"table5": ["unger"], "table6": ["unger"]}
+
+
+def _aggregate(runs: list[dict], split: str) -> dict[str, Any]:
+    values = {m: np.array([r[split][m] for r in runs], dtype=float) for m in METRICS}
+    mean = {m: float(v.mean()) for m, v in values.items()}
+    std = {m: float(v.std(ddof=1)) for m, v in values.items()} if len(runs) > 1 else None
+    return {"mean": mean, "std": std}
+
+
+def summarize(experiments: list[Experiment], records: dict[str, dict | None]) -> dict[str, Any]:
+    """Per experiment: finished runs, missing runs, mean/std of test and validation metrics."""
+    out: dict[str, Any] = {"experiments": {}, "missing": [], "json": {}}
+    for exp in experiments:
+        runs = [records.get(r) for r in exp.run_names()]
+        done = [r for r in runs if r]
+        missing = [name for name, r in zip(exp.run_names(), runs) if not r]
+        out["missing"] += missing
+        entry = {"experiment": exp, "runs": done, "missing": missing}
+        if done:
+            entry["test"] = _aggregate(done, "test")
+            entry["valid"] = _aggregate(done, "valid")
+            machines = sorted({f"{r['machine'].get('gpu') or r['machine'].get('cpu')} "
+                               f"({r['machine'].get('cores')} cores)" for r in done})
+            out["json"][exp.name] = {
+                "dataset": "Beauty",
+                "split": "test",
+                **entry["test"]["mean"],
+                "seeds": [r["seed"] for r in done],
+                "std": entry["test"]["std"],
+                "valid": entry["valid"]["mean"],
+                "valid_std": entry["valid"]["std"],
+                "users": done[0]["users"],
+                "machine": "; ".join(machines),
+                "command": "; ".join(r["command"] for r in done),
+                "finished_at": max(r["finished_at"] for r in done),
+                "git_commits": sorted({r["git_commit"] for r in done}),
+                "group": exp.group,
+                "label": exp.label,
+                "paper": exp.paper or None,
+                "note": "" if not missing else f"seeds not run yet: {missing}",
+            }
+        out["experiments"][exp.name] = entry
+    return out
+
+
+def _cell(entry: dict, metric: str) -> str:
+    if "test" not in entry:
+        return "not run"
+    mean, std = entry["test"]["mean"][metric], entry["test"]["std"]
+    return f"{mean:.4f} ± {std[metric]:.4f}" if std else f"{mean:.4f}"
+
+
+def _table(names: list[str], summary: dict) -> list[str]:
+    head = "| method | seeds | " + " | ".join(METRICS) + " | paper " + " / ".join(METRICS) + " |"
+    lines = [head, "|" + "---|" * (len(METRICS) + 3)]
+    for name in names:
+        entry = summary["experiments"].get(name)
+        if entry is None:
+            continue
+        exp: Experiment = entry["experiment"]
+        paper = " / ".join(f"{exp.paper[m]:.4f}" for m in METRICS) if exp.paper else "-"
+        cells = " | ".join(_cell(entry, m) for m in METRICS)
+        lines.append(f"| {exp.label} | {len(entry['runs'])}/{len(exp.seeds)} | {cells} | {paper} |")
+    return lines
+
+
+def _sweep_points(group: str, experiments: list[Experiment], summary: dict, default_x) -> list[tuple]:
+    """(x, label, test means, run count) for a sweep, its default point taken from the `unger` runs."""
+    points = []
+    unger = summary["experiments"].get("unger")
+    if unger and default_x is not None:
+        base = [r for r in unger["runs"] if r["seed"] in _sweep_seeds(group, experiments)]
+        if base:
+            points.append((default_x, "unger (default)", _aggregate(base, "test")["mean"], len(base)))
+    for exp in experiments:
+        entry = summary["experiments"][exp.name]
+        if exp.group == group and "test" in entry:
+            points.append((exp.x, exp.name, entry["test"]["mean"], len(entry["runs"])))
+    numeric = all(isinstance(p[0], (int, float)) for p in points)
+    return sorted(points, key=lambda p: p[0]) if numeric else points
+
+
+def _sweep_seeds(group: str, experiments: list[Experiment]) -> set[int]:
+    seeds = {s for e in experiments if e.group == group for s in e.seeds}
+    return seeds or {min(s for e in experiments for s in e.seeds)}
+
+
+def _goal_lines(summary: dict) -> list[str]:
+    """The issue's goal, checked: unger vs the paper and vs our SASRec-CE on test NDCG@10, by 5%."""
+    exps = summary["experiments"]
+    unger = exps.get("unger", {})
+    if "test" not in unger:
+        return ["- UNGER has no finished run yet: the goal cannot be checked."]
+    ours = unger["test"]["mean"]["ndcg@10"]
+    lines = []
+    paper = unger["experiment"].paper.get("ndcg@10")
+    if paper:
+        gain = 100 * (ours / paper - 1)
+        verdict = "meets" if gain >= 5 else "does NOT meet"
+        lines.append(f"- Test NDCG@10 {ours:.4f} vs the paper's {paper:.4f}: {gain:+.1f}%; {verdict} the +5% goal.")
+    sas = exps.get("sasrec_ce", {})
+    if "test" in sas:
+        base = sas["test"]["mean"]["ndcg@10"]
+        gain = 100 * (ours / base - 1)
+        verdict = "meets" if gain >= 5 else "does NOT meet"
+        lines.append(f"- Test NDCG@10 {ours:.4f} vs our SASRec-CE {base:.4f}: {gain:+.1f}%; {verdict} the +5% goal.")
+    else:
+        lines.append("- Our SASRec-CE has no finished run yet.")
+    return lines
+
+
+def render_markdown(experiments: list[Experiment], summary: dict, study: dict, notes: str) -> str:
+    lines = [
+        "# Results",
+        "",
+        "Generated by `make study` (`kedro run --pipelines=study_report` rebuilds it from the runs that",
+        "exist); do not edit by hand: hand-written notes go in docs/study_notes.md, appended below.",
+        "Beauty, leave-one-out, test split, Recall/NDCG over all items for every test user; the",
+        "checkpoint of every run is chosen on validation. Cells are mean ± sample std over the seeds that",
+        "finished (`seeds` = finished/planned); a single seed shows no std. docs/results.json has the same",
+        "numbers with validation metrics, machines, commits and the command of every run.",
+        "",
+        "## Goal",
+        "",
+        *_goal_lines(summary),
+        "",
+    ]
+    for group, title in TABLES.items():
+        names = [e.name for e in experiments if e.group == group] + _TABLE_EXTRA.get(group, [])
+        lines += [f"## {title}", "", *_table(names, summary), ""]
+    defaults = study.get("sweep_defaults") or {}
+    for group, title in FIGURES.items():
+        points = _sweep_points(group, experiments, summary, defaults.get(group))
+        if not any(e.group == group for e in experiments):
+            continue
+        lines += [f"## {title}", "", f"![{group}](figures/{group}.png)", "", "| value | run | seeds | " + " | ".join(METRICS) + " |",
+                  "|" + "---|" * (len(METRICS) + 3)]
+        for x, name, mean, n in points:
+            lines.append(f"| {x} | {name} | {n} | " + " | ".join(f"{mean[m]:.4f}" for m in METRICS) + " |")
+        lines.append("")
+    lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), ""]
+    lines += ["## Runs", "", "| run | machine | finished | commit |", "|---|---|---|---|"]
+    for entry in summary["experiments"].values():
+        for r in entry["runs"]:
+            m = r["machine"]
+            lines.append(f"| {r['run']} | {m.get('gpu') or m.get('cpu')}, {m.get('cores')} cores | {r['finished_at']} | {r['git_commit']} |")
+    if summary["missing"]:
+        lines += ["", f"Not run yet ({len(summary['missing'])}): " + ", ".join(summary["missing"]) + "."]
+    return "\n".join(lines + ["", notes.strip(), ""]) if notes else "\n".join(lines + [""])
+
+
+def _speed_lines(summary: dict) -> list[str]:
+    rows = []
+    for name in ("unger", "eager"):
+        entry = summary["experiments"].get(name)
+        if entry and entry["runs"]:
+            ms = [r["test_ms_per_user"] for r in entry["runs"] if r.get("test_ms_per_user")]
+            dec = entry["runs"][0]["test_decoding"]
+            rows.append((name, float(np.mean(ms)), dec))
+    if len(rows) < 2:
+        return ["Needs finished `unger` and `eager` runs (the benchmark, docs/benchmarks.md, also measures it)."]
+    out = ["| model | ms/user (test decoding) | beam | top-k | device |", "|---|---|---|---|---|"]
+    out += [f"| {n} | {ms:.2f} | {d['beam_size']} | {d['top_k']} | {d['device']} |" for n, ms, d in rows]
+    out.append(f"\nDual / unified: {rows[1][1] / rows[0][1]:.2f}x (paper: 2.8x).")
+    return out
+
+
+def render_figures(experiments: list[Experiment], summary: dict, study: dict) -> dict:
+    """One PNG per sweep: Recall@k and NDCG@k against the swept value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = {}
+    defaults = study.get("sweep_defaults") or {}
+    for group, title in FIGURES.items():
+        if not any(e.group == group for e in experiments):
+            continue
+        points = _sweep_points(group, experiments, summary, defaults.get(group))
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        xs = [str(p[0]) for p in points]
+        for ax, kind in zip(axes, ("recall", "ndcg")):
+            for k, style in ((10, "o-"), (20, "s--")):
+                ax.plot(xs, [p[2][f"{kind}@{k}"] for p in points], style, label=f"{kind}@{k}")
+            ax.set_title(f"{kind.upper()} (test)")
+            ax.set_xlabel(group)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        if not points:
+            fig.text(0.5, 0.5, "no finished runs yet", ha="center")
+        fig.suptitle(title)
+        figures[f"{group}.png"] = fig
+    return figures

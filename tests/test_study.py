@@ -1,0 +1,91 @@
+"""The study harness on the synthetic catalog: namespaced runs of every kind, then the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from tests.conftest import copy_project
+from unger.data.synthetic import write_synthetic_category
+from unger.study import expand_study, parse_experiments
+
+pytestmark = pytest.mark.slow
+
+RUNS = ["unger_s2024", "sasrec_ce_s2024", "tiger_s2024", "eager_s2024", "layers_1_s2024"]
+
+
+def test_expand_study_merges_base_overrides_seed_and_run_params():
+    params = {
+        "generative": {"lr": 0.001, "decoder_layers": 4, "seed": 1},
+        "fusion": {"variant": "unger", "seed": 1},
+        "study": {"seeds": [7, 8], "experiments": {
+            "a": {},
+            "b": {"seeds": [9], "overrides": {"generative": {"decoder_layers": 1}}},
+        }},
+        "b_s9": {"generative": {"lr": 0.5}},  # a --params override of one run
+    }
+    out = expand_study(params)
+    assert out["a_s7"]["generative"] == {"lr": 0.001, "decoder_layers": 4, "seed": 7}
+    assert out["a_s8"]["fusion"]["seed"] == 8
+    assert out["b_s9"]["generative"] == {"lr": 0.5, "decoder_layers": 1, "seed": 9}
+    assert "a_s9" not in out and "b_s7" not in out
+    assert out["a_s7"]["meta"] == {"run": "a_s7", "experiment": "a", "kind": "unger", "seed": 7}
+    assert params["generative"]["seed"] == 1  # the base groups are untouched
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"experiments": {"x": {"kind": "nope"}}, "seeds": [1]}, "kind"),
+    ({"experiments": {"x": {"overrides": {"genrative": {}}}}, "seeds": [1]}, "genrative"),
+    ({"experiments": {"x": {"colour": 1}}, "seeds": [1]}, "colour"),
+    ({"experiments": {"x": {}}}, "no seeds"),
+])
+def test_bad_study_specs_name_the_experiment_and_key(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_experiments(spec)
+
+
+def test_study_runs_and_report(tmp_path: Path, monkeypatch):
+    copy_project(tmp_path, env="tiny")
+    write_synthetic_category(tmp_path / "data" / "01_raw" / "amazon2014" / "Synthetic", "Synthetic")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "study_notes.md").write_text("## Notes\n\nHand-written.\n")
+    monkeypatch.chdir(tmp_path)
+    bootstrap_project(tmp_path)
+    with KedroSession.create(project_path=tmp_path, env="tiny") as session:
+        session.run(pipeline_names=["data_processing", "semantic"])
+
+    kedro = Path(sys.executable).with_name("kedro")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+    for command in (["run", "--env=tiny", "--pipelines=study", f"--namespaces={','.join(RUNS)}"],
+                    ["run", "--env=tiny", "--pipelines=study_report"]):
+        result = subprocess.run([str(kedro), *command], cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    for run in RUNS:
+        record = json.loads((tmp_path / "data/08_reporting/study" / run / "record.json").read_text())
+        assert record["run"] == run and record["seed"] == 2024
+        assert 0 <= record["test"]["ndcg@10"] <= record["test"]["recall@10"] <= 1
+        assert record["users"] > 0 and record["machine"]["cores"] >= 1
+    eager = json.loads((tmp_path / "data/08_reporting/study/eager_s2024/record.json").read_text())
+    assert eager["test"]["recall@20"] > 0.5  # both streams learn the synthetic walk
+    # The layers sweep really changed the model, and the TIGER run really used RQ-VAE codes of E_S.
+    layers = json.loads((tmp_path / "data/08_reporting/study/layers_1_s2024/generative_report.json").read_text())
+    assert layers["model_config"]["decoder_layers"] == 1
+    tiger = json.loads((tmp_path / "data/08_reporting/study/tiger_s2024/quantization_stats.json").read_text())
+    assert tiger["method"] == "rqvae"
+
+    results = json.loads((tmp_path / "docs/results.json").read_text())
+    assert set(results) == {"unger", "sasrec_ce", "tiger", "eager", "layers_1"}
+    assert results["unger"]["seeds"] == [2024] and results["unger"]["std"] is None
+    assert "seeds not run yet" in results["unger"]["note"]
+    text = (tmp_path / "docs/results.md").read_text()
+    assert "| UNGER (ours) | 1/3 |" in text and "not run" in text and "unger_s2025" in text
+    assert "Dual / unified" in text and text.rstrip().endswith("Hand-written.")
+    assert (tmp_path / "docs/figures/figure6.png").stat().st_size > 5_000
