@@ -7,7 +7,7 @@ CATEGORY ?= Beauty
 export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install install-test data viz mlflow-ui clean-venv
+.PHONY: run test install install-test data viz mlflow-ui clean-venv bench study study-report
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,28 @@ run: data
 ## test: install what the tests need and run them
 test: install-test
 	$(BIN)/python -m pytest -q
+
+## bench: time training, decoding and the whole pipeline on this machine -> docs/benchmarks.{md,json}
+## (BENCH_ARGS=--skip pipeline reuses the newest run profile instead of running the pipeline again)
+BENCH_ARGS ?=
+bench: data
+	$(BIN)/python -m unger.bench --run-pipeline $(BENCH_ARGS)
+
+## study: every experiment of the paper, one `kedro run` per run (resumable: finished runs keep
+## their record; STUDY_RUNS picks runs, STUDY_PARAMS passes --params), then the report:
+## docs/results.md, docs/results.json, docs/figures/
+STUDY_RUNS ?=
+STUDY_PARAMS ?=
+study: data
+	$(BIN)/kedro run --pipelines=data_processing,semantic
+	runs="$(STUDY_RUNS)"; [ -n "$$runs" ] || runs=$$($(BIN)/python -m unger.study list); \
+	for run in $$runs; do \
+		$(BIN)/kedro run --pipelines=study --namespaces=$$run $(if $(STUDY_PARAMS),--params=$(STUDY_PARAMS)) || exit 1; \
+	done
+	$(MAKE) study-report
+
+study-report: install
+	$(BIN)/kedro run --pipelines=study_report
 
 viz: install
 	$(BIN)/kedro viz build

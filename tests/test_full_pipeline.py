@@ -51,6 +51,16 @@ def test_full_pipeline_end_to_end_and_single_node_rerun(tiny_project: Path):
     report = _latest(data / "08_reporting", "report.md").read_text()
     assert "## test" in report and "recall@10" in report
 
+    # The benchmark reads these outputs: its decoding reproduces the pipeline's test metrics exactly.
+    command = [sys.executable, "-m", "unger.bench", "--train-steps", "20", "--beam", "20", "--dual-users", "40"]
+    result = subprocess.run(command, cwd=tiny_project, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    bench = next(iter(json.loads((tiny_project / "docs" / "benchmarks.json").read_text()).values()))
+    assert bench["decoding"]["same_metrics_as_pipeline"] is True
+    assert bench["training"]["samples_per_s"] > 0 and bench["dual_code"]["dual_over_unified"] > 1
+    assert bench["pipeline"]["total_seconds"] > 0
+    assert "| decoding.ms_per_user |" in (tiny_project / "docs" / "benchmarks.md").read_text()
+
     # One node reruns alone from persisted inputs with a changed parameter, through the CLI.
     kedro = Path(sys.executable).with_name("kedro")
     command = [str(kedro), "run", "--env=tiny", "--nodes=train_stage_two_node", "--params=generative.lr=0.002,generative.max_steps=60"]
@@ -87,3 +97,4 @@ def test_full_pipeline_end_to_end_and_single_node_rerun(tiny_project: Path):
     assert profile["total_seconds"] >= sum(r["seconds"] for r in timed.values())
     assert profile["mlflow_run_id"] == full[0].info.run_id
     assert full[0].data.metrics["profile/total_seconds"] == profile["total_seconds"]
+

@@ -114,3 +114,27 @@ def load_experiments(conf_source: str | Path = "conf") -> list[Experiment]:
     if not path.exists():
         return []
     return parse_experiments((yaml.safe_load(path.read_text()) or {}).get("study") or {})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m unger.study list [--missing] [--group main]``: the study's run names, one per line
+    (``make study`` runs each as ``kedro run --pipelines=study --namespaces=<run>``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="List the study's runs")
+    parser.add_argument("command", choices=["list"])
+    parser.add_argument("--conf", default="conf")
+    parser.add_argument("--missing", action="store_true", help="only runs without data/08_reporting/study/<run>/record.json")
+    parser.add_argument("--group", action="append", help="only these groups (main, table5, figure6, ...)")
+    args = parser.parse_args(argv)
+    for exp in load_experiments(args.conf):
+        if args.group and exp.group not in args.group:
+            continue
+        for name in exp.run_names():
+            if args.missing and Path(f"data/08_reporting/study/{name}/record.json").exists():
+                continue
+            print(name)
+
+
+if __name__ == "__main__":
+    main()
