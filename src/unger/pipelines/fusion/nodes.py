@@ -51,7 +51,9 @@ def train_stage_one(
     # max_steps is left out of the name so that a run can be extended (or cut short) and still resume.
     trajectory = {k: v for k, v in dataclasses.asdict(config).items() if k != "max_steps"}
     key = fingerprint(trajectory, semantic_embeddings, train_sequences, valid_samples)
-    checkpoint = Path(rt.checkpoint_dir) / f"fusion-{label}-{key}.pt"
+    # Named by the hash alone: two runs with the same config and inputs (the study's unger run and the
+    # main run at the same seed, say) are one computation and share one checkpoint.
+    checkpoint = Path(rt.checkpoint_dir) / f"fusion-{key}.pt"
     prefix = "" if label == "main" else f"{label}."
     result = train_fusion(
         train_sequences,
