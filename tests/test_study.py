@@ -89,3 +89,32 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
     assert "| UNGER (ours) | 1/3 |" in text and "not run" in text and "unger_s2025" in text
     assert "Dual / unified" in text and text.rstrip().endswith("Hand-written.")
     assert (tmp_path / "docs/figures/figure6.png").stat().st_size > 5_000
+
+
+def _record(run: str, seed: int, ndcg10: float) -> dict:
+    metrics = {"recall@10": 2 * ndcg10, "recall@20": 3 * ndcg10, "ndcg@10": ndcg10, "ndcg@20": 1.2 * ndcg10}
+    return {"run": run, "seed": seed, "test": metrics, "valid": metrics, "users": 10, "test_ms_per_user": 1.0,
+            "test_decoding": {"beam_size": 100, "top_k": 20, "device": "cpu"}, "machine": {"cpu": "X", "cores": 2},
+            "git_commit": "abc", "finished_at": "2026-11-26T00:00:00", "command": f"kedro run --namespaces={run}"}
+
+
+def test_report_means_stds_and_goal_verdicts():
+    from unger.study_report import render_markdown, summarize
+
+    study = {"seeds": [1, 2], "experiments": {
+        "unger": {"paper": {"recall@10": 0.1, "recall@20": 0.1, "ndcg@10": 0.05, "ndcg@20": 0.06}},
+        "sasrec_ce": {"kind": "sasrec"},
+        "layers_1": {"group": "figure6", "x": 1, "seeds": [1]},
+    }, "sweep_defaults": {"figure6": 4}}
+    experiments = parse_experiments(study)
+    records = {"unger_s1": _record("unger_s1", 1, 0.050), "unger_s2": _record("unger_s2", 2, 0.060),
+               "sasrec_ce_s1": _record("sasrec_ce_s1", 1, 0.040), "sasrec_ce_s2": None, "layers_1_s1": None}
+    summary = summarize(experiments, records)
+    unger = summary["json"]["unger"]
+    assert unger["ndcg@10"] == pytest.approx(0.055) and unger["std"]["ndcg@10"] == pytest.approx(0.00707107, rel=1e-5)
+    assert summary["json"]["sasrec_ce"]["std"] is None and summary["missing"] == ["sasrec_ce_s2", "layers_1_s1"]
+    text = render_markdown(experiments, summary, study, "")
+    assert "0.0550 ± 0.0071" in text
+    assert "+10.0%; meets the +5% goal" in text  # 0.055 vs the paper's 0.05
+    assert "+37.5%; meets the +5% goal" in text  # vs SASRec-CE 0.040
+    assert "| 4 | unger (default) | 1 |" in text  # the sweep's default point is unger's seed-1 run
