@@ -238,3 +238,25 @@ def test_train_config_validation():
         TrainConfig(select_metric="mrr")
     cfg = replace(TrainConfig(), eval_users=100)
     assert cfg.eval_users == 100
+
+
+def test_selection_keeps_best_and_stops_on_patience(data):
+    from unger.training.checkpoint import Selection
+
+    model = _model(data)
+    sel = Selection("ndcg@20", patience=2)
+    assert sel.update(4, {"ndcg@20": 0.1}, model)
+    assert not sel.update(8, {"ndcg@20": 0.1}, model)  # a tie keeps the earlier weights
+    assert sel.best_step == 4 and sel.bad_evals == 1 and not sel.stopped
+    assert sel.update(12, {"ndcg@20": 0.2}, model) and sel.bad_evals == 0
+    assert not sel.update(16, {"ndcg@20": 0.0}, model) and not sel.stopped
+    assert not sel.update(20, {"ndcg@20": 0.0}, model) and sel.stopped
+    assert [h["step"] for h in sel.history] == [4, 8, 12, 16, 20] and sel.best_metrics == {"ndcg@20": 0.2}
+    _assert_states_equal(sel.best_state, model.state_dict())
+    state = sel.state()
+    assert list(state) == ["best_step", "best_metrics", "best_state", "history", "bad_evals", "stopped_early"]
+    again = Selection("ndcg@20", patience=2)
+    again.load({"step": 20, **state})  # a whole checkpoint's extra keys are ignored
+    assert again.state() is not state and again.best_state is sel.best_state
+    assert (again.best_step, again.best_metrics, again.history, again.bad_evals, again.stopped) == (
+        sel.best_step, sel.best_metrics, sel.history, sel.bad_evals, sel.stopped)

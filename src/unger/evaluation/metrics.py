@@ -46,3 +46,32 @@ def evaluate_rankings(ranked: np.ndarray, targets: np.ndarray, ks: Iterable[int]
     if np.asarray(ranked).shape[1] < max(ks):
         raise ValueError(f"ranked lists hold {np.asarray(ranked).shape[1]} items, fewer than k={max(ks)}")
     return recall_ndcg(rank_of_target(ranked, targets), ks)
+
+
+# Entries of a split report that are not metrics.
+_REPORT_EXTRAS = ("users", "beam")
+
+
+def split_report(ranked: np.ndarray, targets: np.ndarray, ks: Iterable[int], timing: dict) -> dict:
+    """One split's entry in the evaluation pipelines' metrics: ``{**metrics, "users": n, "beam": timing}``.
+
+    ``metrics`` are Recall/NDCG@k of ``ranked`` against ``targets`` (``evaluate_rankings``), ``n`` the
+    number of users, and ``timing`` the ranking's timing and statistics, stored as given.
+    """
+    metrics = evaluate_rankings(ranked, targets, ks)
+    return {**metrics, "users": len(targets), "beam": timing}
+
+
+def report_metrics(entry: dict) -> dict[str, float]:
+    """The metrics of a ``split_report`` entry (without ``users`` and ``beam``)."""
+    return {k: v for k, v in entry.items() if k not in _REPORT_EXTRAS}
+
+
+def mlflow_metrics(report: dict[str, dict]) -> dict[str, dict]:
+    """``{split: split_report(...)}`` in kedro-mlflow's metrics format: ``{"<split>.<metric>": {"value": v,
+    "step": 0}}``, with '@' written '_at_' (mlflow rejects '@' in metric names)."""
+    return {
+        f"{split}.{k.replace('@', '_at_')}": {"value": v, "step": 0}
+        for split, entry in report.items()
+        for k, v in report_metrics(entry).items()
+    }

@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from unger.models.common import decay_groups, init_weights
+
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -251,22 +253,7 @@ class UngerModel(nn.Module):
         # Project [c_dis] into the integrated space only when the widths differ, so the distillation
         # targets stay the frozen Stage I embeddings.
         self.dis_proj = nn.Linear(d, cfg.integrated_dim) if cfg.integrated_dim != d else None
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """N(0, 0.02) weights and zero biases (GPT/T5 practice); padding embedding stays zero."""
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=0.02)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=0.02)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        self.apply(init_weights)
 
     # ----- encoder -----
     def encode(self, history_items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -388,11 +375,8 @@ class UngerModel(nn.Module):
 
     def configure_optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         """Adam (the paper's optimiser) with L2 decay on matrices/embeddings, none on biases and norms."""
-        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         # foreach: one fused kernel per op over all tensors instead of a Python loop (CPU default).
-        return torch.optim.Adam(groups, lr=lr, foreach=True)
+        return torch.optim.Adam(decay_groups(self, weight_decay), lr=lr, foreach=True)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

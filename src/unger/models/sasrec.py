@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from unger.models.common import decay_groups, init_weights
+
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 
@@ -108,22 +110,7 @@ class SASRec(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """N(0, 0.02) weights and zero biases (GPT practice); the padding embedding stays zero."""
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=0.02)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=0.02)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        self.apply(init_weights)
 
     def forward(self, histories: torch.Tensor) -> torch.Tensor:
         """Left-padded item ids (B, T<=max_history) -> final-LayerNorm hidden states (B, T, d).
@@ -166,10 +153,7 @@ class SASRec(nn.Module):
 
     def configure_optimizer(self, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
         """AdamW with decoupled decay on matrices/embeddings, none on biases and norms (Adam when 0)."""
-        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=lr, foreach=True)
+        return torch.optim.AdamW(decay_groups(self, weight_decay), lr=lr, foreach=True)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -1,10 +1,20 @@
-"""Checkpoint plumbing shared by the training loops: plain state dicts, written atomically."""
+"""Checkpoint plumbing shared by the training loops: plain state dicts, written atomically; seeded RNG
+streams and RNG state; best-checkpoint selection with early stopping, the resumable checkpoint and the
+result of the Stage II and SASRec loops.
+
+A loop's checkpoint is one dict: ``model``, ``optimizer``, ``step``, the ``Selection`` state
+(``best_step``, ``best_metrics``, ``best_state``, ``history``, ``bad_evals``, ``stopped_early``), ``rng``,
+then what the loop adds (``config``, ``train_config``, ...).
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -21,3 +31,149 @@ def save_atomic(payload: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
+
+
+def seeded_generator(*key: int) -> torch.Generator:
+    """CPU generator seeded from a tuple of ints (independent streams for data order and negatives)."""
+    seed = int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(seed)
+
+
+class BatchOrder:
+    """The samples of each update, a fixed function of (seed, step): epoch ``e`` visits the ``n_samples``
+    in the order of a permutation drawn from ``seeded_generator(seed, 0, e)``, ``batch_size`` at a time
+    (the epoch's last batch may be smaller). The permutation is drawn once per epoch."""
+
+    def __init__(self, n_samples: int, batch_size: int, seed: int, device: torch.device):
+        self.n_samples, self.batch_size, self.seed, self.device = n_samples, batch_size, seed, device
+        self.steps_per_epoch = math.ceil(n_samples / batch_size)
+        self.epoch, self.perm = -1, None
+
+    def batch(self, step: int) -> torch.Tensor:
+        """Sample indices (on ``device``) of the update that follows ``step`` updates (0-based ``step``)."""
+        e, b = divmod(step, self.steps_per_epoch)
+        if e != self.epoch:
+            self.epoch = e
+            self.perm = torch.randperm(self.n_samples, generator=seeded_generator(self.seed, 0, e)).to(self.device)
+        return self.perm[b * self.batch_size : (b + 1) * self.batch_size]
+
+
+def rng_devices(device: torch.device) -> list:
+    """The CUDA devices whose RNG ``torch.random.fork_rng`` must fork for a run on ``device``."""
+    return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+
+
+def rng_state(device: torch.device) -> dict:
+    """The torch RNG state, plus ``device``'s CUDA RNG state on a GPU."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """Restore what ``rng_state`` returned."""
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+@dataclass
+class TrainResult:
+    """What a training loop returns: the selected (best) weights and metrics, and the last weights."""
+
+    best_state: dict  # CPU state_dict of the best validation checkpoint
+    best_step: int
+    best_valid_metrics: dict
+    history: list = field(default_factory=list)  # one dict per evaluation
+    final_state: dict | None = None  # CPU state_dict after the last update
+    final_step: int = 0
+    stopped_early: bool = False
+
+
+@dataclass
+class Selection:
+    """Keeps the weights of the evaluation with the best ``metric`` (higher is better; ties keep the
+    earlier) and stops after ``patience`` evaluations in a row without improvement (0 = never)."""
+
+    metric: str
+    patience: int = 0
+    best_step: int = -1
+    best_metrics: dict = field(default_factory=dict)
+    best_state: dict | None = None  # CPU state_dict of the best evaluation
+    history: list = field(default_factory=list)  # {"step": step, **metrics} per evaluation
+    bad_evals: int = 0
+    stopped: bool = False
+
+    def update(self, step: int, metrics: dict, model: torch.nn.Module) -> bool:
+        """Record the evaluation at ``step``; returns whether it is the new best (its weights are kept)."""
+        self.history.append({"step": step, **metrics})
+        if self.best_state is None or metrics[self.metric] > self.best_metrics[self.metric]:
+            self.best_step, self.best_metrics, self.best_state, self.bad_evals = step, metrics, cpu_state(model), 0
+            return True
+        self.bad_evals += 1
+        self.stopped = self.patience > 0 and self.bad_evals >= self.patience
+        return False
+
+    def result(self, model: torch.nn.Module, step: int) -> TrainResult:
+        """The loop's result: the selection, and ``model``'s weights after update ``step``."""
+        return TrainResult(
+            best_state=self.best_state,
+            best_step=self.best_step,
+            best_valid_metrics=self.best_metrics,
+            history=self.history,
+            final_state=cpu_state(model),
+            final_step=step,
+            stopped_early=self.stopped,
+        )
+
+    def state(self) -> dict:
+        """The checkpoint entries of the selection."""
+        return {
+            "best_step": self.best_step,
+            "best_metrics": self.best_metrics,
+            "best_state": self.best_state,
+            "history": self.history,
+            "bad_evals": self.bad_evals,
+            "stopped_early": self.stopped,
+        }
+
+    def load(self, state: dict) -> None:
+        """Restore what ``state`` wrote (extra keys of a whole checkpoint are ignored)."""
+        self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
+        self.best_state, self.history = state["best_state"], state["history"]
+        self.bad_evals, self.stopped = state["bad_evals"], state["stopped_early"]
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, selection: Selection, device: torch.device, **extra) -> None:
+    """Write a loop's checkpoint atomically: model, optimizer, step, selection, RNG state, then ``extra``."""
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        **selection.state(),
+        "rng": rng_state(device),
+        **extra,
+    }
+    save_atomic(payload, path)
+
+
+def load_checkpoint(path: Path, config: dict, train_config, trajectory_fields) -> dict:
+    """Load a ``save_checkpoint`` file and refuse it when it was made with another model ``config`` or
+    another value of one of the ``trajectory_fields`` of ``train_config``."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt["config"] != config:
+        raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['config']}")
+    changed = [k for k in trajectory_fields if ckpt["train_config"][k] != getattr(train_config, k)]
+    if changed:
+        raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
+    return ckpt
+
+
+def resume(ckpt: dict, model, optimizer, selection: Selection, device: torch.device) -> int:
+    """Restore model, optimizer, selection and RNG state from ``ckpt``; returns its step."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    selection.load(ckpt)
+    set_rng_state(ckpt["rng"], device)
+    return ckpt["step"]

@@ -10,9 +10,8 @@ state is left untouched (``torch.random.fork_rng``).
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +22,8 @@ import torch
 from unger.evaluation.metrics import evaluate_rankings
 from unger.data.sequences import build_training_samples, left_pad
 from unger.inference.beam_search import CodeTrie, constrained_beam_search
-from unger.training.checkpoint import cpu_state, save_atomic
+from unger.training.checkpoint import (BatchOrder, Selection, TrainResult, load_checkpoint, resume, rng_devices,
+                                       save_checkpoint, seeded_generator)
 from unger.models.generative import GenerativeConfig, UngerModel, sample_negatives
 
 LogMetric = Callable[[str, float, int], None]
@@ -68,45 +68,11 @@ class TrainConfig:
             raise ValueError(f"select_metric must be recall@k or ndcg@k for k in 5, 10, 20, got {self.select_metric!r}")
 
 
-@dataclass
-class TrainResult:
-    best_state: dict  # CPU state_dict of the best validation checkpoint
-    best_step: int
-    best_valid_metrics: dict
-    history: list = field(default_factory=list)  # one dict per evaluation
-    final_state: dict | None = None  # CPU state_dict after the last update
-    final_step: int = 0
-    stopped_early: bool = False
-
-
 def warmup_lr(step: int, cfg: TrainConfig) -> float:
     """Learning rate of update ``step`` (1-based): linear warmup, then constant (no decay in the paper)."""
     if cfg.warmup_steps == 0 or step >= cfg.warmup_steps:
         return cfg.lr
     return cfg.warmup_init_lr + (cfg.lr - cfg.warmup_init_lr) * step / cfg.warmup_steps
-
-
-def _generator(*key: int) -> torch.Generator:
-    """CPU generator seeded from a tuple of ints (independent streams for data order and negatives)."""
-    seed = int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] >> 1)
-    return torch.Generator().manual_seed(seed)
-
-
-def _rng_devices(device: torch.device) -> list:
-    return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-
-
-def _rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def evaluate_generative(model, histories, targets, trie, beam_size: int, batch_size: int, device) -> dict:
@@ -173,40 +139,22 @@ def train_generative(
         def evaluate(model, histories, targets, beam_size, batch_size, device):
             return evaluate_generative(model, histories, targets, trie, beam_size, batch_size, device)
 
-    steps_per_epoch = math.ceil(n_samples / cfg.batch_size)
-
-    with torch.random.fork_rng(devices=_rng_devices(device)):
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(cfg.seed)
         model = (build_model() if build_model is not None else UngerModel(model_config, codes, integrated)).to(device)
         optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay)
-        step, best_step, best_metrics, best_state = 0, -1, {}, None
-        history: list[dict] = []
-        bad_evals, stopped = 0, False
-
+        step, selection = 0, Selection(cfg.select_metric, cfg.patience)
         if path is not None and path.exists():
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            if ckpt["config"] != model.config.to_dict():
-                raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['config']}")
-            changed = [k for k in _TRAJECTORY_FIELDS if ckpt["train_config"][k] != getattr(cfg, k)]
-            if changed:
-                raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            step, best_step, best_metrics = ckpt["step"], ckpt["best_step"], ckpt["best_metrics"]
-            best_state, history = ckpt["best_state"], ckpt["history"]
-            bad_evals, stopped = ckpt["bad_evals"], ckpt["stopped_early"]
-            _set_rng_state(ckpt["rng"], device)
+            ckpt = load_checkpoint(path, model.config.to_dict(), cfg, _TRAJECTORY_FIELDS)
+            step = resume(ckpt, model, optimizer, selection, device)
 
         model.train()
-        epoch, perm = -1, None
+        order = BatchOrder(n_samples, cfg.batch_size, cfg.seed, device)
         loss_names, sums = None, None  # the model's loss entries, summed between logs
         n_sum, train_seconds = 0, 0.0
-        while step < cfg.max_steps and not stopped:
+        while step < cfg.max_steps and not selection.stopped:
             t0 = time.perf_counter()
-            e, b = divmod(step, steps_per_epoch)
-            if e != epoch:
-                epoch, perm = e, torch.randperm(n_samples, generator=_generator(cfg.seed, 0, e)).to(device)
-            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            idx = order.batch(step)
             step += 1
             lr = warmup_lr(step, cfg)
             for group in optimizer.param_groups:
@@ -214,7 +162,7 @@ def train_generative(
             batch_targets = targets[idx]
             negatives = None
             if model.config.use_distillation:
-                gen = _generator(cfg.seed, 1, step)
+                gen = seeded_generator(cfg.seed, 1, step)
                 negatives = sample_negatives(batch_targets, model.num_items, model.config.num_negatives, gen)
             extra = {} if negatives is None else {"negative_items": negatives}
             out = model(histories[idx], batch_targets, **extra)
@@ -239,39 +187,11 @@ def train_generative(
 
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
                 metrics = evaluate(model, valid_hist, valid_tgt, cfg.eval_beam, cfg.eval_batch_size, device)
-                history.append({"step": step, **metrics})
                 for name, value in metrics.items():
                     log(_metric_name(name), value, step)
-                if best_state is None or metrics[cfg.select_metric] > best_metrics[cfg.select_metric]:
-                    best_step, best_metrics, best_state, bad_evals = step, metrics, cpu_state(model), 0
-                else:
-                    bad_evals += 1
-                    stopped = cfg.patience > 0 and bad_evals >= cfg.patience
+                selection.update(step, metrics, model)
                 if path is not None and writer:
-                    save_atomic(
-                        {
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "step": step,
-                            "best_step": best_step,
-                            "best_metrics": best_metrics,
-                            "best_state": best_state,
-                            "history": history,
-                            "bad_evals": bad_evals,
-                            "stopped_early": stopped,
-                            "rng": _rng_state(device),
-                            "config": model.config.to_dict(),
-                            "train_config": asdict(cfg),
-                        },
-                        path,
-                    )
+                    save_checkpoint(path, model, optimizer, step, selection, device,
+                                    config=model.config.to_dict(), train_config=asdict(cfg))
 
-    return TrainResult(
-        best_state=best_state,
-        best_step=best_step,
-        best_valid_metrics=best_metrics,
-        history=history,
-        final_state=cpu_state(model),
-        final_step=step,
-        stopped_early=stopped,
-    )
+    return selection.result(model, step)

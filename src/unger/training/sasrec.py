@@ -17,9 +17,8 @@ global RNG state is left untouched (``torch.random.fork_rng``).
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,8 +29,7 @@ import torch
 from unger.data.sequences import left_pad
 from unger.evaluation.metrics import evaluate_rankings
 from unger.models.sasrec import SASRec, SASRecConfig
-from unger.training.checkpoint import cpu_state, save_atomic
-from unger.training.generative import _generator, _rng_devices, _rng_state, _set_rng_state
+from unger.training.checkpoint import BatchOrder, Selection, TrainResult, load_checkpoint, resume, rng_devices, save_checkpoint
 
 LogMetric = Callable[[str, float, int], None]
 
@@ -70,15 +68,7 @@ class SASRecTrainConfig:
             raise ValueError(f"windows must be 'all' or 'last', got {self.windows!r}")
 
 
-@dataclass
-class SASRecResult:
-    best_state: dict  # CPU state_dict of the best validation checkpoint
-    best_step: int
-    best_valid_metrics: dict
-    history: list = field(default_factory=list)  # one dict per evaluation
-    final_step: int = 0
-    stopped_early: bool = False
-    final_state: dict | None = None  # CPU state_dict after the last update
+SASRecResult = TrainResult  # best/final CPU state dicts, best step and metrics, history, early stop
 
 
 def build_windows(train_sequences: pd.DataFrame, max_history: int, windows: str = "all") -> tuple[np.ndarray, np.ndarray]:
@@ -184,42 +174,25 @@ def train_sasrec(
     targets = torch.as_tensor(targets_np, device=device)
     valid_hist = left_pad(valid_samples["history"].tolist(), model_config.max_history)
     valid_tgt = valid_samples["target"].to_numpy(dtype=np.int64)
-    steps_per_epoch = math.ceil(n_samples / cfg.batch_size)
 
-    with torch.random.fork_rng(devices=_rng_devices(device)):
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(cfg.seed)
         model = SASRec(model_config, num_items).to(device)
         optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay)
-        step, best_step, best_metrics, best_state = 0, -1, {}, None
-        history: list[dict] = []
-        bad_evals, stopped = 0, False
-
+        step, selection = 0, Selection(cfg.select_metric, cfg.patience)
         if path is not None and path.exists():
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            if ckpt["config"] != model_config.to_dict():
-                raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['config']}")
+            ckpt = load_checkpoint(path, model_config.to_dict(), cfg, _TRAJECTORY_FIELDS)
             if ckpt["num_items"] != num_items:
                 raise ValueError(f"checkpoint {path} was made for {ckpt['num_items']} items, not {num_items}")
-            changed = [k for k in _TRAJECTORY_FIELDS if ckpt["train_config"][k] != getattr(cfg, k)]
-            if changed:
-                raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            step, best_step, best_metrics = ckpt["step"], ckpt["best_step"], ckpt["best_metrics"]
-            best_state, history = ckpt["best_state"], ckpt["history"]
-            bad_evals, stopped = ckpt["bad_evals"], ckpt["stopped_early"]
-            _set_rng_state(ckpt["rng"], device)
+            step = resume(ckpt, model, optimizer, selection, device)
 
         model.train()
-        epoch, perm = -1, None
+        order = BatchOrder(n_samples, cfg.batch_size, cfg.seed, device)
         loss_sum = torch.zeros((), device=device)
         n_sum, train_seconds = 0, 0.0
-        while step < cfg.max_steps and not stopped:
+        while step < cfg.max_steps and not selection.stopped:
             t0 = time.perf_counter()
-            e, b = divmod(step, steps_per_epoch)
-            if e != epoch:
-                epoch, perm = e, torch.randperm(n_samples, generator=_generator(cfg.seed, 0, e)).to(device)
-            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            idx = order.batch(step)
             step += 1
             loss = model.loss(inputs[idx], targets[idx])
             optimizer.zero_grad(set_to_none=True)
@@ -238,43 +211,14 @@ def train_sasrec(
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
                 ranked = rank_all_items(model, valid_hist, 20, cfg.eval_batch_size, device)
                 metrics = evaluate_rankings(ranked, valid_tgt, ks=(5, 10, 20))
-                history.append({"step": step, **metrics})
                 for name, value in metrics.items():
                     log(_metric_name(name), value, step)
-                if best_state is None or metrics[cfg.select_metric] > best_metrics[cfg.select_metric]:
-                    best_step, best_metrics, best_state, bad_evals = step, metrics, cpu_state(model), 0
-                else:
-                    bad_evals += 1
-                    stopped = cfg.patience > 0 and bad_evals >= cfg.patience
+                selection.update(step, metrics, model)
                 if path is not None and writer:
-                    save_atomic(
-                        {
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "step": step,
-                            "best_step": best_step,
-                            "best_metrics": best_metrics,
-                            "best_state": best_state,
-                            "history": history,
-                            "bad_evals": bad_evals,
-                            "stopped_early": stopped,
-                            "rng": _rng_state(device),
-                            "config": model_config.to_dict(),
-                            "num_items": num_items,
-                            "train_config": asdict(cfg),
-                        },
-                        path,
-                    )
+                    save_checkpoint(path, model, optimizer, step, selection, device,
+                                    config=model_config.to_dict(), num_items=num_items, train_config=asdict(cfg))
 
-    return SASRecResult(
-        best_state=best_state,
-        best_step=best_step,
-        best_valid_metrics=best_metrics,
-        history=history,
-        final_step=step,
-        stopped_early=stopped,
-        final_state=cpu_state(model),
-    )
+    return selection.result(model, step)
 
 
 __all__ = ["SASRecResult", "SASRecTrainConfig", "build_windows", "rank_all_items", "train_sasrec"]

@@ -66,19 +66,15 @@ def compute_metrics(
         The metrics by split (with user counts and beam statistics) and the same numbers in
         kedro-mlflow's metrics format.
     """
-    from unger.evaluation.metrics import evaluate_rankings
+    from unger.evaluation.metrics import mlflow_metrics, report_metrics, split_report
 
     p = EvaluationParams(**params)
     out: dict[str, Any] = {}
-    flat: dict[str, Any] = {}
     for split, recs, stats in [("valid", valid_recommendations, valid_beam_stats),
                                ("test", test_recommendations, test_beam_stats)]:
-        ranked = np.stack(recs["items"].to_numpy())
-        metrics = evaluate_rankings(ranked, recs["target"].to_numpy(), p.ks)
-        out[split] = {**metrics, "users": len(recs), "beam": stats}
-        flat.update({f"{split}.{k.replace('@', '_at_')}": {"value": v, "step": 0} for k, v in metrics.items()})
-        log.info("%s: %s", split, {k: round(v, 4) for k, v in metrics.items()})
-    return out, flat
+        out[split] = split_report(np.stack(recs["items"].to_numpy()), recs["target"].to_numpy(), p.ks, stats)
+        log.info("%s: %s", split, {k: round(v, 4) for k, v in report_metrics(out[split]).items()})
+    return out, mlflow_metrics(out)
 
 
 def _table(metrics: dict[str, float], ks) -> str:

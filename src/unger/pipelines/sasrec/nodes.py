@@ -63,7 +63,7 @@ def evaluate_sasrec(
     import numpy as np
 
     from unger.data.sequences import left_pad
-    from unger.evaluation.metrics import evaluate_rankings
+    from unger.evaluation.metrics import mlflow_metrics, report_metrics, split_report
     from unger.models.sasrec import SASRec, SASRecConfig
     from unger.training.sasrec import rank_all_items
     from unger.utils import resolve_device
@@ -75,16 +75,13 @@ def evaluate_sasrec(
     model.load_state_dict(sasrec_model["model"])
     model.to(device).eval()
     out: dict[str, Any] = {}
-    flat: dict[str, Any] = {}
     for split, samples in (("valid", valid_samples), ("test", test_samples)):
         start = time.perf_counter()
         ranked = rank_all_items(model, left_pad(samples["history"].tolist(), config.max_history), max(p.top_k, max(p.ks)),
                                 device=device)
         seconds = time.perf_counter() - start
-        metrics = evaluate_rankings(ranked, samples["target"].to_numpy(dtype=np.int64), p.ks)
         timing = {"ms_per_user": 1000 * seconds / len(samples), "seconds": seconds, "device": str(device),
                   "beam_size": None, "top_k": p.top_k}
-        out[split] = {**metrics, "users": len(samples), "beam": timing}
-        flat.update({f"{split}.{k.replace('@', '_at_')}": {"value": v, "step": 0} for k, v in metrics.items()})
-        log.info("SASRec-CE %s: %s", split, {k: round(v, 4) for k, v in metrics.items()})
-    return out, flat
+        out[split] = split_report(ranked, samples["target"].to_numpy(dtype=np.int64), p.ks, timing)
+        log.info("SASRec-CE %s: %s", split, {k: round(v, 4) for k, v in report_metrics(out[split]).items()})
+    return out, mlflow_metrics(out)

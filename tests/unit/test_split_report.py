@@ -1,0 +1,27 @@
+"""The per-split report of the evaluation nodes and its kedro-mlflow form."""
+
+import numpy as np
+import pytest
+
+from unger.evaluation.metrics import evaluate_rankings, mlflow_metrics, report_metrics, split_report
+
+
+def test_split_report_and_mlflow_metrics():
+    ranked = np.array([[3, 1, 2, 4, 5], [5, 4, 3, 2, 1], [1, 2, 3, 4, 5]])
+    targets = np.array([1, 9, 1])
+    timing = {"ms_per_user": 2.0, "beam_size": None}
+    entry = split_report(ranked, targets, (1, 5), timing)
+    # Recall@1: user 3 only; recall@5: users 1 and 3; NDCG@5: (1/log2(3) + 1) / 3.
+    assert entry == {"recall@1": pytest.approx(1 / 3), "ndcg@1": pytest.approx(1 / 3),
+                     "recall@5": pytest.approx(2 / 3), "ndcg@5": pytest.approx((1 / np.log2(3) + 1) / 3),
+                     "users": 3, "beam": timing}
+    assert list(entry) == ["recall@1", "ndcg@1", "recall@5", "ndcg@5", "users", "beam"]
+    assert entry["beam"] is timing
+    assert report_metrics(entry) == evaluate_rankings(ranked, targets, (1, 5))
+
+    report = {"valid": entry, "test": split_report(ranked[:2], targets[:2], (1, 5), {})}
+    flat = mlflow_metrics(report)
+    assert list(flat)[:4] == ["valid.recall_at_1", "valid.ndcg_at_1", "valid.recall_at_5", "valid.ndcg_at_5"]
+    assert len(flat) == 8 and flat["test.recall_at_5"] == {"value": 0.5, "step": 0}
+    assert all(v["step"] == 0 and v["value"] == report[k.split(".")[0]][k.split(".")[1].replace("_at_", "@")]
+               for k, v in flat.items())
