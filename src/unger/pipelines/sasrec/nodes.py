@@ -53,7 +53,6 @@ def train_sasrec_baseline(
 
 def evaluate_sasrec(
     sasrec_model: dict[str, Any],
-    items: pd.DataFrame,
     valid_samples: pd.DataFrame,
     test_samples: pd.DataFrame,
     params: dict[str, Any],
@@ -76,6 +75,8 @@ def evaluate_sasrec(
     model.to(device).eval()
     out: dict[str, Any] = {}
     for split, samples in (("valid", valid_samples), ("test", test_samples)):
+        if len(samples) == 0:
+            raise ValueError(f"the {split} split has no users to evaluate")
         start = time.perf_counter()
         ranked = rank_all_items(model, left_pad(samples["history"].tolist(), config.max_history), max(p.top_k, max(p.ks)),
                                 device=device)

@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.evaluate_sasrec,
-                inputs=["sasrec_model", "items", "valid_samples", "test_samples", "params:evaluation", "params:runtime"],
+                inputs=["sasrec_model", "valid_samples", "test_samples", "params:evaluation", "params:runtime"],
                 outputs=["sasrec_metrics", "sasrec_mlflow_metrics"],
                 name="evaluate_sasrec_node",
             ),
