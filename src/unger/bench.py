@@ -31,37 +31,65 @@ from unger.profiling import git_commit, machine_info, peak_rss_mb, reset_peak_rs
 PAPER_STEPS = 20_000
 
 
-def latest_version(path: Path) -> Path:
-    """Newest version of a versioned Kedro dataset (``<path>/<timestamp>/<name>``), or the plain file."""
-    versions = sorted(p for p in path.glob(f"*/{path.name}") if p.is_file())
+def latest_version(path: Path, at_most: str | None = None) -> Path:
+    """Newest version of a versioned Kedro dataset (``<path>/<timestamp>/<name>``), or the plain file.
+
+    ``at_most``: the newest version not newer than this one (a run saves all its outputs under one
+    version, so the inputs of a model are its own version or older ones).
+    """
+    versions = sorted(p for p in path.glob(f"*/{path.name}") if p.is_file() and (at_most is None or p.parent.name <= at_most))
     if versions:
         return versions[-1]
     if path.is_file():
         return path
-    raise FileNotFoundError(f"{path}: no such dataset; run `kedro run --pipelines=full` first")
+    raise FileNotFoundError(f"{path}: no such dataset (version <= {at_most}); run `kedro run --pipelines=full` first")
 
 
 def load_run(data: Path) -> dict:
     """The newest persisted inputs and outputs of the main pipeline."""
     import torch
 
-    def npy(p):
-        return np.load(latest_version(data / p))
-
     model_path = latest_version(data / "06_models/generative_model.pt")
+    version = model_path.parent.name if model_path.parent != data / "06_models" else None
+
+    def npy(p):
+        return np.load(latest_version(data / p, version))
+
+    def parquet(p):
+        return pd.read_parquet(latest_version(data / p, version))
+
     metrics_path = latest_version(data / "08_reporting/metrics.json")
     return {
-        # Versions are timestamps: metrics newer than the model were computed from it.
-        "metrics_match_model": metrics_path.parent.name >= model_path.parent.name,
+        # Versions are timestamps: metrics at or after the model's version were computed from it.
+        "metrics_match_model": version is None or metrics_path.parent.name >= version,
         "codes": npy("05_model_input/item_codes.npy"),
         "integrated": npy("04_feature/integrated_embeddings.npy"),
-        "train_sequences": pd.read_parquet(latest_version(data / "05_model_input/train_sequences.parquet")),
-        "valid_samples": pd.read_parquet(latest_version(data / "05_model_input/valid_samples.parquet")),
-        "test_samples": pd.read_parquet(latest_version(data / "05_model_input/test_samples.parquet")),
+        "train_sequences": parquet("05_model_input/train_sequences.parquet"),
+        "valid_samples": parquet("05_model_input/valid_samples.parquet"),
+        "test_samples": parquet("05_model_input/test_samples.parquet"),
         "model": torch.load(model_path, map_location="cpu", weights_only=True),
         "metrics": json.loads(metrics_path.read_text()),
         "metrics_path": str(metrics_path),
     }
+
+
+BENCH_INPUTS = ("05_model_input/item_codes.npy", "04_feature/integrated_embeddings.npy",
+                "05_model_input/train_sequences.parquet", "05_model_input/valid_samples.parquet",
+                "05_model_input/test_samples.parquet", "06_models/generative_model.pt", "08_reporting/metrics.json")
+
+
+def export_inputs(data: Path, dest: Path) -> None:
+    """Copy the newest version of every input the benchmark reads into ``dest`` (same layout, a few
+    MB): what to carry to a lent GPU machine, then ``--data <dest> --skip pipeline`` there."""
+    import shutil
+
+    version = latest_version(data / "06_models/generative_model.pt").parent.name
+    for rel in BENCH_INPUTS:
+        src = latest_version(data / rel, None if rel.startswith("08_reporting") else version)
+        target = dest / rel / src.parent.name / src.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+        print(f"{src} -> {target}")
 
 
 def bench_training(run: dict, device, steps: int, warmup: int) -> dict:
@@ -289,9 +317,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dual-users", type=int, default=2000, help="test users for the unified-vs-dual timing")
     parser.add_argument("--skip", nargs="*", default=[], choices=["training", "decoding", "dual_code", "pipeline"])
     parser.add_argument("--notes", default="")
+    parser.add_argument("--export", type=Path, help="only copy the newest inputs to this folder (for a GPU machine)")
     parser.add_argument("--json", type=Path, default=Path("docs/benchmarks.json"))
     parser.add_argument("--md", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args(argv)
+    if args.export:
+        export_inputs(args.data, args.export)
+        return
 
     import torch
 
