@@ -92,9 +92,11 @@ class RunProfiler:
         self.per_node_rss = False
         self._start: dict[str, float] = {}
         self._run_start = time.perf_counter()
+        self._commit = "unknown"
 
     def start_run(self) -> None:
         self._run_start = time.perf_counter()
+        self._commit = git_commit()  # the code that runs, not whatever HEAD is when it ends
         self.records.clear()
 
     def start_node(self, name: str) -> None:
@@ -120,7 +122,7 @@ class RunProfiler:
             "peak_rss_mb": max((r["peak_rss_mb"] for r in self.records), default=round(peak_rss_mb(), 1)),
             "rss_is_per_node": self.per_node_rss,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "git_commit": git_commit(),
+            "git_commit": self._commit,
             "machine": machine_info(),
             "nodes": list(self.records),
         }
