@@ -83,40 +83,34 @@ _DERIVED_MODEL_FIELDS = ("codebook_size", "num_levels", "integrated_dim")
 def parse_generative(values: dict[str, Any], codes=None, integrated=None) -> tuple[Any, Any]:
     """Split the flat ``generative`` group into ``(GenerativeConfig, TrainConfig)``.
 
-    K, L and the Stage I width come from ``codes`` and ``integrated`` when given.
+    K, L and the Stage I width come from ``codes`` and ``integrated`` when given, never from YAML.
     """
     from unger.models.generative import GenerativeConfig
     from unger.training.generative import TrainConfig
 
-    values = dict(values or {})
-    model_fields = {f.name for f in dataclasses.fields(GenerativeConfig)} - set(_DERIVED_MODEL_FIELDS)
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - model_fields - train_fields)
-    if unknown:
-        raise ValueError(
-            f"invalid parameters in group 'generative': unknown key(s) {unknown}; "
-            f"known: {sorted(model_fields | train_fields)}"
-        )
-    model_values = {k: v for k, v in values.items() if k in model_fields}
+    derived: dict[str, Any] = {}
     if codes is not None:
-        model_values["codebook_size"] = int(codes.max()) + 1
-        model_values["num_levels"] = int(codes.shape[1])
+        derived["codebook_size"] = int(codes.max()) + 1
+        derived["num_levels"] = int(codes.shape[1])
     if integrated is not None:
-        model_values["integrated_dim"] = int(integrated.shape[1])
-    model = parse_dataclass(GenerativeConfig, model_values, "generative")
-    train = parse_dataclass(TrainConfig, {k: v for k, v in values.items() if k in train_fields}, "generative")
-    return model, train
+        derived["integrated_dim"] = int(integrated.shape[1])
+    return _split_flat(values, "generative", GenerativeConfig, TrainConfig, derived, _DERIVED_MODEL_FIELDS)
 
 
-def _split_flat(values: dict[str, Any], group: str, model_cls: type, train_cls: type) -> tuple[Any, Any]:
-    """One flat YAML group -> (model config, train config); unknown keys name the group."""
+def _split_flat(values: dict[str, Any], group: str, model_cls: type, train_cls: type,
+                derived: dict[str, Any] | None = None, not_settable: tuple[str, ...] = ()) -> tuple[Any, Any]:
+    """One flat YAML group -> (model config, train config); unknown keys name the group.
+
+    ``not_settable`` model fields are unknown keys in YAML; ``derived`` sets them from the inputs.
+    """
     values = dict(values or {})
-    model_fields = {f.name for f in dataclasses.fields(model_cls)}
+    model_fields = {f.name for f in dataclasses.fields(model_cls)} - set(not_settable)
     train_fields = {f.name for f in dataclasses.fields(train_cls)}
     unknown = sorted(set(values) - model_fields - train_fields)
     if unknown:
         raise ValueError(f"invalid parameters in group '{group}': unknown key(s) {unknown}; known: {sorted(model_fields | train_fields)}")
-    model = parse_dataclass(model_cls, {k: v for k, v in values.items() if k in model_fields}, group)
+    model_values = {**{k: v for k, v in values.items() if k in model_fields}, **(derived or {})}
+    model = parse_dataclass(model_cls, model_values, group)
     train = parse_dataclass(train_cls, {k: v for k, v in values.items() if k in train_fields}, group)
     return model, train
 
