@@ -25,16 +25,16 @@ def test_expand_study_merges_base_overrides_seed_and_run_params():
     params = {
         "generative": {"lr": 0.001, "decoder_layers": 4, "seed": 1},
         "fusion": {"variant": "unger", "seed": 1},
-        "study": {"seeds": [7, 8], "experiments": {
+        "study": {"seeds": [7, 8], "overrides": {"generative": {"decoder_layers": 3, "patience": 2}}, "experiments": {
             "a": {},
             "b": {"seeds": [9], "overrides": {"generative": {"decoder_layers": 1}}},
         }},
         "b_s9": {"generative": {"lr": 0.5}},  # a --params override of one run
     }
     out = expand_study(params)
-    assert out["a_s7"]["generative"] == {"lr": 0.001, "decoder_layers": 4, "seed": 7}
+    assert out["a_s7"]["generative"] == {"lr": 0.001, "decoder_layers": 3, "patience": 2, "seed": 7}
     assert out["a_s8"]["fusion"]["seed"] == 8
-    assert out["b_s9"]["generative"] == {"lr": 0.5, "decoder_layers": 1, "seed": 9}
+    assert out["b_s9"]["generative"] == {"lr": 0.5, "decoder_layers": 1, "patience": 2, "seed": 9}
     assert "a_s9" not in out and "b_s7" not in out
     assert out["a_s7"]["meta"] == {"run": "a_s7", "experiment": "a", "kind": "unger", "seed": 7}
     assert params["generative"]["seed"] == 1  # the base groups are untouched
@@ -49,6 +49,11 @@ def test_expand_study_merges_base_overrides_seed_and_run_params():
 def test_bad_study_specs_name_the_experiment_and_key(spec, message):
     with pytest.raises(ValueError, match=message):
         parse_experiments(spec)
+
+
+def test_study_wide_overrides_of_unknown_groups_are_errors():
+    with pytest.raises(ValueError, match=r"study.overrides: unknown group\(s\) \['genrative'\]"):
+        expand_study({"study": {"seeds": [1], "overrides": {"genrative": {}}, "experiments": {"a": {}}}})
 
 
 def test_study_runs_and_report(tmp_path: Path, monkeypatch):

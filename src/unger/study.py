@@ -80,20 +80,31 @@ def parse_experiments(study: dict) -> list[Experiment]:
     return out
 
 
+def study_overrides(study: dict) -> dict:
+    """``study.overrides``: settings every run gets on top of the base groups (before its own)."""
+    overrides = dict((study or {}).get("overrides") or {})
+    bad = set(overrides) - set(RUN_GROUPS)
+    if bad:
+        raise ValueError(f"study.overrides: unknown group(s) {sorted(bad)}; known {RUN_GROUPS}")
+    return overrides
+
+
 def expand_study(params: dict) -> dict:
     """Add one top-level entry per run: ``{<run>: {<group>: full group, "meta": {...}}}``.
 
-    Order: the base group, the experiment's overrides, the run's seed, then anything already set
-    under the run's own name (a ``--params`` override of one run).
+    Order: the base group, the study-wide overrides, the experiment's overrides, the run's seed,
+    then anything already set under the run's own name (a ``--params`` override of one run).
     """
     experiments = parse_experiments(params.get("study") or {})
+    common = study_overrides(params.get("study") or {})
     out = dict(params)
     for exp in experiments:
         for seed in exp.seeds:
             name = run_name(exp.name, seed)
             run = {}
             for group in RUN_GROUPS:
-                merged = _deep_merge(params.get(group) or {}, exp.overrides.get(group) or {})
+                merged = _deep_merge(params.get(group) or {}, common.get(group) or {})
+                merged = _deep_merge(merged, exp.overrides.get(group) or {})
                 if group in SEEDED_GROUPS and "seed" in merged:
                     merged["seed"] = seed
                 run[group] = merged
