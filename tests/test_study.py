@@ -68,7 +68,7 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
 
     kedro = Path(sys.executable).with_name("kedro")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
-    for command in (["run", "--env=tiny", "--pipelines=study", f"--namespaces={','.join(RUNS)}"],
+    for command in (["run", "--env=tiny", "--pipelines=study", f"--namespaces={','.join(RUNS)}", "--params=runtime.device=cpu"],
                     ["run", "--env=tiny", "--pipelines=study_report"]):
         result = subprocess.run([str(kedro), *command], cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -78,6 +78,7 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
         assert record["run"] == run and record["seed"] == 2024
         assert 0 <= record["test"]["ndcg@10"] <= record["test"]["recall@10"] <= 1
         assert record["users"] > 0 and record["machine"]["cores"] >= 1
+        assert record["command"] == f"kedro run --pipelines=study --namespaces={','.join(RUNS)} --env=tiny --params=runtime.device=cpu"
     eager = json.loads((tmp_path / "data/08_reporting/study/eager_s2024/record.json").read_text())
     assert eager["test"]["recall@20"] > 0.5  # both streams learn the synthetic walk
     # The layers sweep really changed the model, and the TIGER run really used RQ-VAE codes of E_S.

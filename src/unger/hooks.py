@@ -11,7 +11,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from unger.params import PARAMETER_GROUPS, validate_group
-from unger.profiling import RunProfiler
+from unger.profiling import RunProfiler, run_command
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class ProfileRunHook:
         active = mlflow.active_run()
         self._mlflow_run_id = active.info.run_id if active is not None else None
         self._profiler.start_run()
+        # What a study record says about the run: the code it started with and the command that reproduces it.
+        catalog["run_context"] = {"git_commit": self._profiler.commit, "command": run_command(run_params)}
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:

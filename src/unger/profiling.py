@@ -84,6 +84,31 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _flatten(params: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in (params or {}).items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={value}")
+    return out
+
+
+def run_command(run_params: dict) -> str:
+    """The ``kedro run`` command line that reproduces a run, from Kedro's ``run_params``."""
+    parts = ["kedro run"]
+    for flag, key in (("--pipelines", "pipeline_names"), ("--namespaces", "namespaces"), ("--nodes", "node_names"),
+                      ("--from-nodes", "from_nodes"), ("--to-nodes", "to_nodes"), ("--tags", "tags")):
+        if run_params.get(key):
+            parts.append(f"{flag}={','.join(run_params[key])}")
+    if run_params.get("env"):
+        parts.append(f"--env={run_params['env']}")
+    params = _flatten(run_params.get("runtime_params") or {})
+    if params:
+        parts.append(f"--params={','.join(params)}")
+    return " ".join(parts)
+
+
 class RunProfiler:
     """Collects one record per node: wall seconds, peak RSS (MB) and, on a GPU, peak CUDA memory."""
 
@@ -98,6 +123,10 @@ class RunProfiler:
         self._run_start = time.perf_counter()
         self._commit = git_commit()  # the code that runs, not whatever HEAD is when it ends
         self.records.clear()
+
+    @property
+    def commit(self) -> str:
+        return self._commit
 
     def start_node(self, name: str) -> None:
         self.per_node_rss = reset_peak_rss()

@@ -9,9 +9,13 @@ from unger.study import parse_experiments
 from unger.study_report import METRICS, render_figures, render_markdown, summarize
 
 
-def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """What the report needs of a finished run: its metrics, where and when it ran, how to rerun it."""
-    from unger.profiling import git_commit, machine_info
+def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str]) -> dict[str, Any]:
+    """What the report needs of a finished run: its metrics, where and when it ran, how to rerun it.
+
+    ``run_context`` (set by ``ProfileRunHook`` as the run starts): the commit the run started from and
+    its full ``kedro run`` command, extra ``--params`` included.
+    """
+    from unger.profiling import machine_info
 
     test, valid = evaluation_metrics["test"], evaluation_metrics["valid"]
     return {
@@ -22,9 +26,9 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any]) -> dict
         "test_ms_per_user": test.get("beam", {}).get("ms_per_user"),
         "test_decoding": {k: test.get("beam", {}).get(k) for k in ("beam_size", "top_k", "device")},
         "machine": machine_info(),
-        "git_commit": git_commit(),
+        "git_commit": run_context["git_commit"],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": f"kedro run --pipelines=study --namespaces={meta['run']}",
+        "command": run_context["command"],
     }
 
 

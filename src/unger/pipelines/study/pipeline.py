@@ -51,10 +51,10 @@ def create_run_pipeline(experiment: Experiment, seed: int) -> Pipeline:
     stages = _BUILDERS[experiment.kind](experiment.kind)
     if "semantic" in experiment.overrides:
         stages = semantic.create_pipeline() + stages
-    record = Node(nodes.record_run, inputs=["evaluation_metrics", "params:meta"], outputs="study_record",
+    record = Node(nodes.record_run, inputs=["evaluation_metrics", "params:meta", "run_context"], outputs="study_record",
                   name="record_run_node")
     run = stages + Pipeline([record])
-    return Pipeline(run, namespace=run_name(experiment.name, seed), inputs=SHARED & run.inputs())
+    return Pipeline(run, namespace=run_name(experiment.name, seed), inputs=(SHARED | {"run_context"}) & run.inputs())
 
 
 def create_report_pipeline(experiments: list[Experiment]) -> Pipeline:
