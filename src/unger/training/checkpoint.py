@@ -90,6 +90,13 @@ class TrainResult:
     final_step: int = 0
     stopped_early: bool = False
 
+    def report(self, seconds: float, checkpoint: Path, model_config: dict, train_config: dict) -> dict:
+        """The training report a node persists next to the model (JSON-ready, no weights)."""
+        return {"best_step": self.best_step, "final_step": self.final_step, "stopped_early": self.stopped_early,
+                "best_valid_metrics": self.best_valid_metrics, "history": self.history,
+                "train_seconds_this_session": seconds, "checkpoint": str(checkpoint),
+                "model_config": model_config, "train_config": train_config}
+
 
 @dataclass
 class Selection:

@@ -47,10 +47,7 @@ def train_dual_code_model(
     seconds = time.perf_counter() - start
     log.info("dual code: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
     model = {"model": result.best_state, "model_config": model_config.to_dict(), "best_step": result.best_step}
-    report = {"best_step": result.best_step, "final_step": result.final_step, "stopped_early": result.stopped_early,
-              "best_valid_metrics_selection": result.best_valid_metrics, "history": result.history,
-              "train_seconds_this_session": seconds, "checkpoint": str(checkpoint),
-              "model_config": model_config.to_dict(), "train_config": dict(train_config.__dict__)}
+    report = result.report(seconds, checkpoint, model_config.to_dict(), dict(train_config.__dict__))
     return model, report
 
 

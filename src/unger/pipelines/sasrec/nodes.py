@@ -44,10 +44,7 @@ def train_sasrec_baseline(
     log.info("SASRec-CE: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
     model = {"model": result.best_state, "model_config": model_config.to_dict(), "num_items": num_items,
              "best_step": result.best_step}
-    report = {"best_step": result.best_step, "final_step": result.final_step, "stopped_early": result.stopped_early,
-              "best_valid_metrics": result.best_valid_metrics, "history": result.history,
-              "train_seconds_this_session": seconds, "checkpoint": str(checkpoint),
-              "model_config": model_config.to_dict(), "train_config": dict(train_config.__dict__)}
+    report = result.report(seconds, checkpoint, model_config.to_dict(), dict(train_config.__dict__))
     return model, report
 
 
