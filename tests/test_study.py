@@ -19,6 +19,7 @@ from unger.study import expand_study, parse_experiments
 pytestmark = pytest.mark.slow
 
 RUNS = ["unger_s2024", "sasrec_ce_s2024", "tiger_s2024", "eager_s2024", "layers_1_s2024"]
+ALL_RUNS = RUNS + ["dominance_s2024"]
 
 
 def test_expand_study_merges_base_overrides_seed_and_run_params():
@@ -68,7 +69,7 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
 
     kedro = Path(sys.executable).with_name("kedro")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
-    for command in (["run", "--env=tiny", "--pipelines=study", f"--namespaces={','.join(RUNS)}", "--params=runtime.device=cpu"],
+    for command in (["run", "--env=tiny", "--pipelines=study", f"--namespaces={','.join(ALL_RUNS)}", "--params=runtime.device=cpu"],
                     ["run", "--env=tiny", "--pipelines=study_report"]):
         result = subprocess.run([str(kedro), *command], cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -78,7 +79,12 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
         assert record["run"] == run and record["seed"] == 2024
         assert 0 <= record["test"]["ndcg@10"] <= record["test"]["recall@10"] <= 1
         assert record["users"] > 0 and record["machine"]["cores"] >= 1
-        assert record["command"] == f"kedro run --pipelines=study --namespaces={','.join(RUNS)} --env=tiny --params=runtime.device=cpu"
+        assert record["command"] == f"kedro run --pipelines=study --namespaces={','.join(ALL_RUNS)} --env=tiny --params=runtime.device=cpu"
+    dominance = json.loads((tmp_path / "data/08_reporting/study/dominance_s2024/record.json").read_text())
+    for method in ("concat", "unger"):
+        shares = dominance["dominance"][method]
+        assert shares["similarity_semantic"] + shares["similarity_collaborative"] == pytest.approx(1.0)
+    assert (tmp_path / "data/08_reporting/study/dominance_s2024/tsne_figure.png").stat().st_size > 5_000
     eager = json.loads((tmp_path / "data/08_reporting/study/eager_s2024/record.json").read_text())
     assert eager["test"]["recall@20"] > 0.5  # both streams learn the synthetic walk
     # The layers sweep really changed the model, and the TIGER run really used RQ-VAE codes of E_S.
@@ -88,12 +94,14 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
     assert tiger["method"] == "rqvae"
 
     results = json.loads((tmp_path / "docs/results.json").read_text())
-    assert set(results) == {"unger", "sasrec_ce", "tiger", "eager", "layers_1"}
+    assert set(results) == {"unger", "sasrec_ce", "tiger", "eager", "layers_1", "dominance"}
+    assert set(results["dominance"]["dominance"]) == {"concat", "unger"}
     assert results["unger"]["seeds"] == [2024] and results["unger"]["std"] is None
     assert "seeds not run yet" in results["unger"]["note"]
     text = (tmp_path / "docs/results.md").read_text()
     assert "| UNGER (ours) | 1/3 |" in text and "not run" in text and "unger_s2025" in text
     assert "Dual / unified" in text and text.rstrip().endswith("Hand-written.")
+    assert "## Semantic dominance (paper Table 4)" in text and "| unger |" in text and "59.89% / 40.11%" in text
     assert (tmp_path / "docs/figures/figure6.png").stat().st_size > 5_000
 
 

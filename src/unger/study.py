@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 # Parameter groups a run carries; overrides of any other group are an error.
-RUN_GROUPS = ("runtime", "semantic", "fusion", "quantization", "generative", "evaluation", "sasrec")
+RUN_GROUPS = ("runtime", "semantic", "fusion", "quantization", "generative", "evaluation", "sasrec", "dominance")
 # Groups whose ``seed`` the run's seed replaces.
-SEEDED_GROUPS = ("runtime", "fusion", "quantization", "generative", "sasrec")
-KINDS = ("unger", "tiger", "eager", "sasrec")
+SEEDED_GROUPS = ("runtime", "fusion", "quantization", "generative", "sasrec", "dominance")
+# unger/tiger/eager/sasrec train and score a recommender; dominance measures Table 4 and draws Figure 5.
+KINDS = ("unger", "tiger", "eager", "sasrec", "dominance")
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ def expand_study(params: dict) -> dict:
                 run[group] = merged
             run["runtime"]["run_label"] = name  # prefixes its MLflow metrics and checkpoint names
             run["fusion_variants"] = {"main": {"label": name}}
+            if exp.kind == "dominance":  # DIN trained alone, the C of equations 9-10 and the concat baseline
+                run["fusion_variants"]["collaborative_only"] = {"label": f"{name}.collaborative_only",
+                                                                "variant": "collaborative_only"}
             run["meta"] = {"run": name, "experiment": exp.name, "kind": exp.kind, "seed": seed}
             # Values given for the run itself (``--params=unger_s2024.generative.lr=...``) win.
             out[name] = _deep_merge(run, params.get(name) or {})

@@ -48,11 +48,24 @@ def summarize(experiments: list[Experiment], records: dict[str, dict | None]) ->
         missing = [name for name, r in zip(exp.run_names(), runs) if not r]
         out["missing"] += missing
         entry = {"experiment": exp, "runs": done, "missing": missing}
-        if done:
+        if done and exp.kind == "dominance":
+            entry["dominance"] = _aggregate_dominance(done)
+            out["json"][exp.name] = {
+                "dataset": "Beauty",
+                "dominance": entry["dominance"],
+                "seeds": [r["seed"] for r in done],
+                "machine": "; ".join(_machines(done)),
+                "command": "; ".join(r["command"] for r in done),
+                "finished_at": max(r["finished_at"] for r in done),
+                "git_commits": sorted({r["git_commit"] for r in done}),
+                "group": exp.group,
+                "label": exp.label,
+                "paper": exp.paper or None,
+                "note": "" if not missing else f"seeds not run yet: {missing}",
+            }
+        elif done:
             entry["test"] = _aggregate(done, "test")
             entry["valid"] = _aggregate(done, "valid")
-            machines = sorted({f"{r['machine'].get('gpu') or r['machine'].get('cpu')} "
-                               f"({r['machine'].get('cores')} cores)" for r in done})
             out["json"][exp.name] = {
                 "dataset": "Beauty",
                 "split": "test",
@@ -62,7 +75,7 @@ def summarize(experiments: list[Experiment], records: dict[str, dict | None]) ->
                 "valid": entry["valid"]["mean"],
                 "valid_std": entry["valid"]["std"],
                 "users": done[0]["users"],
-                "machine": "; ".join(machines),
+                "machine": "; ".join(_machines(done)),
                 "command": "; ".join(r["command"] for r in done),
                 "finished_at": max(r["finished_at"] for r in done),
                 "git_commits": sorted({r["git_commit"] for r in done}),
@@ -73,6 +86,44 @@ def summarize(experiments: list[Experiment], records: dict[str, dict | None]) ->
             }
         out["experiments"][exp.name] = entry
     return out
+
+
+def _machines(runs: list[dict]) -> list[str]:
+    return sorted({f"{r['machine'].get('gpu') or r['machine'].get('cpu')} ({r['machine'].get('cores')} cores)"
+                   for r in runs})
+
+
+_DOMINANCE_FIELDS = ("similarity_semantic", "similarity_collaborative", "kl_s_e", "kl_c_e")
+
+
+def _aggregate_dominance(runs: list[dict]) -> dict[str, dict]:
+    """Per fused embedding (concat, unger): mean and sample std over seeds of equations 9-10."""
+    out = {}
+    for method in runs[0]["dominance"]:
+        values = {f: np.array([r["dominance"][method][f] for r in runs], dtype=float) for f in _DOMINANCE_FIELDS}
+        out[method] = {"mean": {f: float(v.mean()) for f, v in values.items()},
+                       "std": {f: float(v.std(ddof=1)) for f, v in values.items()} if len(runs) > 1 else None}
+    return out
+
+
+def _dominance_lines(experiments: list[Experiment], summary: dict) -> list[str]:
+    lines = []
+    for exp in (e for e in experiments if e.kind == "dominance"):
+        entry = summary["experiments"][exp.name]
+        if "dominance" not in entry:
+            lines.append(f"`{exp.name}`: not run yet ({', '.join(entry['missing'])}).")
+            continue
+        lines += [f"{exp.label}; seeds {len(entry['runs'])}/{len(exp.seeds)}. Figure 5 (t-SNE) is written to "
+                  f"`data/08_reporting/study/<run>/tsne_figure.png` (not committed: it plots item embeddings).", "",
+                  "| embedding | semantic | collaborative | KL(S‖E) | KL(C‖E) | paper semantic / collaborative |",
+                  "|---|---|---|---|---|---|"]
+        for method, agg in entry["dominance"].items():
+            m, sd = agg["mean"], agg["std"]
+            pct = [f"{100 * m[f]:.2f}%" + (f" ± {100 * sd[f]:.2f}" if sd else "") for f in _DOMINANCE_FIELDS[:2]]
+            paper = exp.paper.get(method) or {}
+            ref = f"{100 * paper['semantic']:.2f}% / {100 * paper['collaborative']:.2f}%" if paper else "-"
+            lines.append(f"| {method} | {pct[0]} | {pct[1]} | {m['kl_s_e']:.3f} | {m['kl_c_e']:.3f} | {ref} |")
+    return lines
 
 
 def _cell(entry: dict, metric: str) -> str:
@@ -161,6 +212,8 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
         own = [e.name for e in experiments if e.group == group]
         if own:
             lines += [f"## {title}", "", *_table(own + _TABLE_EXTRA.get(group, []), summary), ""]
+    if any(e.kind == "dominance" for e in experiments):
+        lines += ["## Semantic dominance (paper Table 4)", "", *_dominance_lines(experiments, summary), ""]
     defaults = study.get("sweep_defaults") or {}
     for group, title in FIGURES.items():
         points = _sweep_points(group, experiments, summary, defaults.get(group))

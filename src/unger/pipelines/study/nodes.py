@@ -32,6 +32,20 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_con
     }
 
 
+def record_dominance(semantic_dominance: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str]) -> dict[str, Any]:
+    """The record of a Table 4 run: the dominance proportions of each fused embedding, with provenance."""
+    from unger.profiling import machine_info
+
+    return {
+        **meta,
+        "dominance": semantic_dominance,
+        "machine": machine_info(),
+        "git_commit": run_context["git_commit"],
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": run_context["command"],
+    }
+
+
 def write_study_report(study: dict[str, Any], notes: str, **records: dict[str, Any] | None) -> tuple[str, dict, dict]:
     """docs/results.md, docs/results.json and docs/figures/*.png from every run that has a record.
 

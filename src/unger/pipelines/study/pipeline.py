@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from unger.pipelines import dual_code, evaluation, fusion, generative, quantization, sasrec, semantic
+from unger.pipelines import dominance, dual_code, evaluation, fusion, generative, quantization, sasrec, semantic
 from unger.pipelines.study import nodes
 from unger.study import Experiment, run_name
 
@@ -40,8 +40,13 @@ def _dual_code_stages(kind: str) -> Pipeline:
     return fusion.create_pipeline() + stages
 
 
+def _dominance_stages(kind: str) -> Pipeline:
+    """Stage I of the method (E) and of DIN alone (C), the concat baseline, Table 4 and Figure 5."""
+    return fusion.create_pipeline() + dominance.create_pipeline()
+
+
 _BUILDERS = {"unger": _unified_code_stages, "tiger": _unified_code_stages, "sasrec": _sasrec_stages,
-             "eager": _dual_code_stages}
+             "eager": _dual_code_stages, "dominance": _dominance_stages}
 
 
 def create_run_pipeline(experiment: Experiment, seed: int) -> Pipeline:
@@ -51,8 +56,12 @@ def create_run_pipeline(experiment: Experiment, seed: int) -> Pipeline:
     stages = _BUILDERS[experiment.kind](experiment.kind)
     if "semantic" in experiment.overrides:
         stages = semantic.create_pipeline() + stages
-    record = Node(nodes.record_run, inputs=["evaluation_metrics", "params:meta", "run_context"], outputs="study_record",
-                  name="record_run_node")
+    if experiment.kind == "dominance":
+        record = Node(nodes.record_dominance, inputs=["semantic_dominance", "params:meta", "run_context"],
+                      outputs="study_record", name="record_run_node")
+    else:
+        record = Node(nodes.record_run, inputs=["evaluation_metrics", "params:meta", "run_context"],
+                      outputs="study_record", name="record_run_node")
     run = stages + Pipeline([record])
     return Pipeline(run, namespace=run_name(experiment.name, seed), inputs=(SHARED | {"run_context"}) & run.inputs())
 
