@@ -50,47 +50,33 @@ def summarize(experiments: list[Experiment], records: dict[str, dict | None]) ->
         entry = {"experiment": exp, "runs": done, "missing": missing}
         if done and exp.kind == "dominance":
             entry["dominance"] = _aggregate_dominance(done)
-            out["json"][exp.name] = {
-                "dataset": "Beauty",
-                "dominance": entry["dominance"],
-                "seeds": [r["seed"] for r in done],
-                "machine": "; ".join(_machines(done)),
-                "command": "; ".join(r["command"] for r in done),
-                "finished_at": max(r["finished_at"] for r in done),
-                "git_commits": sorted({r["git_commit"] for r in done}),
-                "group": exp.group,
-                "label": exp.label,
-                "paper": exp.paper or None,
-                "note": "" if not missing else f"seeds not run yet: {missing}",
-            }
+            result = {"dominance": entry["dominance"]}
         elif done:
             entry["test"] = _aggregate(done, "test")
             entry["valid"] = _aggregate(done, "valid")
-            out["json"][exp.name] = {
-                "dataset": "Beauty",
-                "split": "test",
-                **entry["test"]["mean"],
-                "seeds": [r["seed"] for r in done],
-                "std": entry["test"]["std"],
-                "valid": entry["valid"]["mean"],
-                "valid_std": entry["valid"]["std"],
-                "users": done[0]["users"],
-                "machine": "; ".join(_machines(done)),
-                "command": "; ".join(r["command"] for r in done),
-                "finished_at": max(r["finished_at"] for r in done),
-                "git_commits": sorted({r["git_commit"] for r in done}),
-                "group": exp.group,
-                "label": exp.label,
-                "paper": exp.paper or None,
-                "note": "" if not missing else f"seeds not run yet: {missing}",
-            }
+            result = {"split": "test", **entry["test"]["mean"], "std": entry["test"]["std"],
+                      "valid": entry["valid"]["mean"], "valid_std": entry["valid"]["std"], "users": done[0]["users"]}
+        if done:
+            out["json"][exp.name] = {"dataset": "Beauty", **result, **_provenance(exp, done, missing)}
         out["experiments"][exp.name] = entry
     return out
 
 
-def _machines(runs: list[dict]) -> list[str]:
-    return sorted({f"{r['machine'].get('gpu') or r['machine'].get('cpu')} ({r['machine'].get('cores')} cores)"
-                   for r in runs})
+def _provenance(exp: Experiment, done: list[dict], missing: list[str]) -> dict[str, Any]:
+    """Which seeds, machines, commits and commands produced an experiment's entry."""
+    machines = sorted({f"{r['machine'].get('gpu') or r['machine'].get('cpu')} ({r['machine'].get('cores')} cores)"
+                       for r in done})
+    return {
+        "seeds": [r["seed"] for r in done],
+        "machine": "; ".join(machines),
+        "command": "; ".join(r["command"] for r in done),
+        "finished_at": max(r["finished_at"] for r in done),
+        "git_commits": sorted({r["git_commit"] for r in done}),
+        "group": exp.group,
+        "label": exp.label,
+        "paper": exp.paper or None,
+        "note": "" if not missing else f"seeds not run yet: {missing}",
+    }
 
 
 _DOMINANCE_FIELDS = ("similarity_semantic", "similarity_collaborative", "kl_s_e", "kl_c_e")
