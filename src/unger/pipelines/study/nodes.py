@@ -15,8 +15,6 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_con
     ``run_context`` (set by ``ProfileRunHook`` as the run starts): the commit the run started from and
     its full ``kedro run`` command, extra ``--params`` included.
     """
-    from unger.profiling import machine_info
-
     test, valid = evaluation_metrics["test"], evaluation_metrics["valid"]
     return {
         **meta,
@@ -25,20 +23,20 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_con
         "users": test["users"],
         "test_ms_per_user": test.get("beam", {}).get("ms_per_user"),
         "test_decoding": {k: test.get("beam", {}).get(k) for k in ("beam_size", "top_k", "device")},
-        "machine": machine_info(),
-        "git_commit": run_context["git_commit"],
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": run_context["command"],
+        **_provenance(run_context),
     }
 
 
 def record_dominance(semantic_dominance: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str]) -> dict[str, Any]:
     """The record of a Table 4 run: the dominance proportions of each fused embedding, with provenance."""
+    return {**meta, "dominance": semantic_dominance, **_provenance(run_context)}
+
+
+def _provenance(run_context: dict[str, str]) -> dict[str, Any]:
+    """Where, when and from which commit and command a run's record came."""
     from unger.profiling import machine_info
 
     return {
-        **meta,
-        "dominance": semantic_dominance,
         "machine": machine_info(),
         "git_commit": run_context["git_commit"],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

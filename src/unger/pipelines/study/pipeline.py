@@ -56,12 +56,9 @@ def create_run_pipeline(experiment: Experiment, seed: int) -> Pipeline:
     stages = _BUILDERS[experiment.kind](experiment.kind)
     if "semantic" in experiment.overrides:
         stages = semantic.create_pipeline() + stages
-    if experiment.kind == "dominance":
-        record = Node(nodes.record_dominance, inputs=["semantic_dominance", "params:meta", "run_context"],
-                      outputs="study_record", name="record_run_node")
-    else:
-        record = Node(nodes.record_run, inputs=["evaluation_metrics", "params:meta", "run_context"],
-                      outputs="study_record", name="record_run_node")
+    func, result = ((nodes.record_dominance, "semantic_dominance") if experiment.kind == "dominance"
+                    else (nodes.record_run, "evaluation_metrics"))
+    record = Node(func, inputs=[result, "params:meta", "run_context"], outputs="study_record", name="record_run_node")
     run = stages + Pipeline([record])
     return Pipeline(run, namespace=run_name(experiment.name, seed), inputs=(SHARED | {"run_context"}) & run.inputs())
 
