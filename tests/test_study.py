@@ -75,17 +75,17 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     for run in RUNS:
-        record = json.loads((tmp_path / "data/08_reporting/study" / run / "record.json").read_text())
+        record = json.loads((tmp_path / "docs/runs" / f"{run}.json").read_text())
         assert record["run"] == run and record["seed"] == 2024
         assert 0 <= record["test"]["ndcg@10"] <= record["test"]["recall@10"] <= 1
         assert record["users"] > 0 and record["machine"]["cores"] >= 1
         assert record["command"] == f"kedro run --pipelines=study --namespaces={','.join(ALL_RUNS)} --env=tiny --params=runtime.device=cpu"
-    dominance = json.loads((tmp_path / "data/08_reporting/study/dominance_s2024/record.json").read_text())
+    dominance = json.loads((tmp_path / "docs/runs/dominance_s2024.json").read_text())
     for method in ("concat", "unger"):
         shares = dominance["dominance"][method]
         assert shares["similarity_semantic"] + shares["similarity_collaborative"] == pytest.approx(1.0)
     assert (tmp_path / "data/08_reporting/study/dominance_s2024/tsne_figure.png").stat().st_size > 5_000
-    eager = json.loads((tmp_path / "data/08_reporting/study/eager_s2024/record.json").read_text())
+    eager = json.loads((tmp_path / "docs/runs/eager_s2024.json").read_text())
     assert eager["test"]["recall@20"] > 0.5  # both streams learn the synthetic walk
     # The layers sweep really changed the model, and the TIGER run really used RQ-VAE codes of E_S.
     layers = json.loads((tmp_path / "data/08_reporting/study/layers_1_s2024/generative_report.json").read_text())

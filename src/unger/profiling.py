@@ -77,6 +77,10 @@ def machine_info() -> dict:
 
 
 def git_commit() -> str:
+    """HEAD of the checkout; ``UNGER_GIT_COMMIT`` names it for a copy of the tree without ``.git``
+    (the working tree sent to a GPU machine)."""
+    if os.environ.get("UNGER_GIT_COMMIT"):
+        return os.environ["UNGER_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or "unknown"

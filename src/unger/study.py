@@ -139,14 +139,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="List the study's runs")
     parser.add_argument("command", choices=["list"])
     parser.add_argument("--conf", default="conf")
-    parser.add_argument("--missing", action="store_true", help="only runs without data/08_reporting/study/<run>/record.json")
+    parser.add_argument("--missing", action="store_true", help="only runs without a record in docs/runs/<run>.json")
     parser.add_argument("--group", action="append", help="only these groups (main, table5, figure6, ...)")
     args = parser.parse_args(argv)
     for exp in load_experiments(args.conf):
         if args.group and exp.group not in args.group:
             continue
         for name in exp.run_names():
-            if args.missing and Path(f"data/08_reporting/study/{name}/record.json").exists():
+            if args.missing and Path(f"docs/runs/{name}.json").exists():
                 continue
             print(name)
 

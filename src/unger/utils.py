@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -47,3 +49,18 @@ def fingerprint(*parts) -> str:
         else:
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+@contextmanager
+def checkpoint_lock(checkpoint: Path):
+    """Hold ``<checkpoint>.lock`` while training into ``checkpoint``: runs in parallel that share a
+    checkpoint (same fingerprint) then train it once, and the later one resumes the finished file."""
+    import fcntl
+
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    with open(checkpoint.with_name(checkpoint.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -86,11 +86,16 @@ def _align_items(num_items: int, batch_size: int, seed: int, step: int) -> torch
     return torch.randperm(num_items, generator=generator)[: min(batch_size, num_items)] + 1
 
 
-def _check_resumable(saved: dict, config: FusionConfig) -> None:
+def _check_resumable(path: Path, ckpt: dict, config: FusionConfig) -> None:
+    """Refuse a checkpoint of another configuration, or one trained past this run's ``max_steps``
+    (its best state may come from steps this run would never take)."""
     current = asdict(config)
-    changed = [k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]]
+    changed = [k for k in current if k not in RESUMABLE_CHANGES and ckpt["config"].get(k) != current[k]]
     if changed:
-        raise ValueError(f"checkpoint was written with a different config ({', '.join(changed)}); refusing to resume")
+        raise ValueError(f"checkpoint {path} was written with a different config ({', '.join(changed)}); refusing to resume")
+    if ckpt["step"] > config.max_steps:
+        raise ValueError(f"checkpoint {path} has trained {ckpt['step']} steps, past this run's max_steps="
+                         f"{config.max_steps}; remove it or set runtime.checkpoint_dir to another folder")
 
 
 def train_fusion(
@@ -141,7 +146,7 @@ def train_fusion(
     history: list[dict[str, float]] = []
     if checkpoint_path is not None and checkpoint_path.exists():
         ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        _check_resumable(ckpt["config"], config)
+        _check_resumable(checkpoint_path, ckpt, config)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, best_step, bad_evals = ckpt["step"], ckpt["best_step"], ckpt["bad_evals"]

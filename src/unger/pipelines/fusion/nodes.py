@@ -42,7 +42,7 @@ def train_stage_one(
     """
     from unger.models.fusion import FusionConfig
     from unger.training.fusion import train_fusion
-    from unger.utils import fingerprint, resolve_device
+    from unger.utils import checkpoint_lock, fingerprint, resolve_device
 
     overrides = dict(variant)
     label = str(overrides.pop("label", "main"))
@@ -55,15 +55,16 @@ def train_stage_one(
     # main run at the same seed, say) are one computation and share one checkpoint.
     checkpoint = Path(rt.checkpoint_dir) / f"fusion-{key}.pt"
     prefix = "" if label == "main" else f"{label}."
-    result = train_fusion(
-        train_sequences,
-        valid_samples,
-        semantic_embeddings,
-        config,
-        resolve_device(rt.device),
-        checkpoint_path=checkpoint,
-        log_metric=tracking.metric_logger(prefix),
-    )
+    with checkpoint_lock(checkpoint):
+        result = train_fusion(
+            train_sequences,
+            valid_samples,
+            semantic_embeddings,
+            config,
+            resolve_device(rt.device),
+            checkpoint_path=checkpoint,
+            log_metric=tracking.metric_logger(prefix),
+        )
     tracking.log_metrics(result.best_metrics, prefix=f"{prefix}fusion.best_valid.")
     log.info("Stage I (%s): best step %d, valid %s", config.variant, result.best_step, result.best_metrics)
     model = {"model": result.state_dict, "config": dataclasses.asdict(config), "best_step": result.best_step}
