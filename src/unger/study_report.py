@@ -211,29 +211,41 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
             lines.append(f"| {x} | {name} | {n} | " + " | ".join(f"{mean[m]:.4f}" for m in METRICS) + " |")
         lines.append("")
     lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), ""]
-    lines += ["## Runs", "", "| run | machine | finished | commit |", "|---|---|---|---|"]
+    lines += ["## Runs", "", "| run | machine | finished | commit | note |", "|---|---|---|---|---|"]
     for entry in summary["experiments"].values():
         for r in entry["runs"]:
-            m = r["machine"]
-            lines.append(f"| {r['run']} | {m.get('gpu') or m.get('cpu')}, {m.get('cores')} cores | {r['finished_at']} | {r['git_commit']} |")
+            note = r.get("note") or ("record reconstructed from an earlier docs/results.json" if r.get("reconstructed") else "")
+            lines.append(f"| {r['run']} | {_machine(r)} | {r['finished_at']} | {r['git_commit']} | {note} |")
     if summary["missing"]:
         lines += ["", f"Not run yet ({len(summary['missing'])}): " + ", ".join(summary["missing"]) + "."]
     return "\n".join(lines + ["", notes.strip(), ""]) if notes else "\n".join(lines + [""])
 
 
+def _machine(record: dict) -> str:
+    m = record["machine"]
+    return f"{m.get('gpu') or m.get('cpu')}, {m.get('cores')} cores"
+
+
 def _speed_lines(summary: dict) -> list[str]:
-    rows = []
+    """Test decoding time per user of unger and eager, compared only on the same machine."""
+    timed: dict[str, dict[str, list[dict]]] = {}
     for name in ("unger", "eager"):
-        entry = summary["experiments"].get(name)
-        if entry and entry["runs"]:
-            ms = [r["test_ms_per_user"] for r in entry["runs"] if r.get("test_ms_per_user")]
-            dec = entry["runs"][0]["test_decoding"]
-            rows.append((name, float(np.mean(ms)), dec))
-    if len(rows) < 2:
-        return ["Needs finished `unger` and `eager` runs (the benchmark, docs/benchmarks.md, also measures it)."]
-    out = ["| model | ms/user (test decoding) | beam | top-k | device |", "|---|---|---|---|---|"]
-    out += [f"| {n} | {ms:.2f} | {d['beam_size']} | {d['top_k']} | {d['device']} |" for n, ms, d in rows]
-    out.append(f"\nDual / unified: {rows[1][1] / rows[0][1]:.2f}x (paper: 2.8x).")
+        entry = summary["experiments"].get(name) or {"runs": []}
+        for r in entry["runs"]:
+            if r.get("test_ms_per_user"):
+                timed.setdefault(_machine(r), {}).setdefault(name, []).append(r)
+    pairs = {machine: runs for machine, runs in timed.items() if len(runs) == 2}
+    if not pairs:
+        return ["Needs timed `unger` and `eager` runs on the same machine (the benchmark, docs/benchmarks.md, "
+                "also measures it)."]
+    out = ["| machine | model | runs | ms/user (test decoding) | beam | top-k | device |", "|---|---|---|---|---|---|---|"]
+    for machine, runs in pairs.items():
+        ms = {}
+        for name in ("unger", "eager"):
+            ms[name] = float(np.mean([r["test_ms_per_user"] for r in runs[name]]))
+            d = runs[name][0]["test_decoding"]
+            out.append(f"| {machine} | {name} | {len(runs[name])} | {ms[name]:.2f} | {d['beam_size']} | {d['top_k']} | {d['device']} |")
+        out.append(f"\n{machine}: dual / unified {ms['eager'] / ms['unger']:.2f}x (paper: 2.8x).\n")
     return out
 
 

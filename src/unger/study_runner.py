@@ -2,9 +2,9 @@
 
     python -m unger.study_runner --jobs 6 --deadline 900 unger_s2025 sasrec_ce_s2025 ...
 
-Meant for a machine with a GPU and many cores, where one small run leaves the card mostly idle. Each
-process gets its own MLflow SQLite file (``data/mlflow/<run>.db``, through ``UNGER_MLFLOW_URI``: SQLite
-takes one writer at a time), its own log (``data/logs/study_<run>.log``) and an equal share of the CPU
+Meant for a machine with a GPU and many cores, where one small run leaves the card mostly idle. With
+``--jobs`` above 1 each process gets its own MLflow SQLite file (``data/mlflow/<run>.db``, through
+``UNGER_MLFLOW_URI``: SQLite takes one writer at a time); always its own log (``data/logs/study_<run>.log``) and an equal share of the CPU
 threads. Runs that share a Stage I checkpoint train it once (``unger.utils.checkpoint_lock``). At the
 deadline the runs still going are interrupted; their checkpoints stay, so the same command resumes them.
 """
@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 
-def _start(run: str, params: str | None, threads: int, logs: Path, stores: Path) -> subprocess.Popen:
+def _start(run: str, params: str | None, threads: int, logs: Path, stores: Path | None) -> subprocess.Popen:
     command = [sys.executable, "-m", "kedro", "run", "--pipelines=study", f"--namespaces={run}"]
     if params:
         command.append(f"--params={params}")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "UNGER_MLFLOW_URI": f"sqlite:///{stores / (run + '.db')}", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    if stores is not None:
+        env["UNGER_MLFLOW_URI"] = f"sqlite:///{stores / (run + '.db')}"
     log = open(logs / f"study_{run}.log", "w")
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -33,9 +34,11 @@ def _start(run: str, params: str | None, threads: int, logs: Path, stores: Path)
 def run_parallel(runs: list[str], jobs: int, deadline_s: float, params: str | None = None) -> dict[str, str]:
     """Run ``runs`` in order, ``jobs`` at a time; returns each run's outcome (``ok``, ``failed rc=N``,
     ``interrupted`` or ``not started``)."""
-    logs, stores = Path("data/logs"), Path("data/mlflow")
+    logs = Path("data/logs")
     logs.mkdir(parents=True, exist_ok=True)
-    stores.mkdir(parents=True, exist_ok=True)
+    stores = Path("data/mlflow") if jobs > 1 else None  # one at a time: the project's own store
+    if stores is not None:
+        stores.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     started_at, queue, active, outcome = time.monotonic(), list(runs), {}, {}
     while queue or active:

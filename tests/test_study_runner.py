@@ -1,0 +1,77 @@
+"""The parallel study runner: order, failures, the deadline; and the Stage I checkpoint guards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from unger import study_runner
+from unger.utils import checkpoint_lock
+
+# Each fake run sleeps for the seconds its name ends with, then exits with rc 3 if its name says "fail".
+FAKE_RUN = "import sys, time; name = sys.argv[1]; time.sleep(float(name.split('_')[-1])); sys.exit(3 if 'fail' in name else 0)"
+
+
+def _fake_start(run, params, threads, logs, stores):
+    log = open(logs / f"study_{run}.log", "w")
+    return subprocess.Popen([sys.executable, "-c", FAKE_RUN, run], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_runner_reports_each_run_and_stops_at_the_deadline(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study_runner, "_start", _fake_start)
+    runs = ["ok_0.1", "fail_0.1", "slow_60", "quick_0", "queued_0"]
+    outcome = study_runner.run_parallel(runs, jobs=2, deadline_s=5)
+    assert outcome == {"ok_0.1": "ok", "fail_0.1": "failed rc=3", "slow_60": "interrupted", "quick_0": "ok",
+                       "queued_0": "not started"}
+    assert (tmp_path / "data/logs/study_slow_60.log").exists()
+
+
+def test_parallel_runs_get_their_own_mlflow_store(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def record_env(run, params, threads, logs, stores):
+        seen[run] = (stores, threads)
+        return _fake_start(run, params, threads, logs, stores)
+
+    monkeypatch.setattr(study_runner, "_start", record_env)
+    study_runner.run_parallel(["a_0", "b_0"], jobs=2, deadline_s=60)
+    assert {s for s, _ in seen.values()} == {Path("data/mlflow")}
+    study_runner.run_parallel(["c_0"], jobs=1, deadline_s=60)
+    assert seen["c_0"][0] is None  # one at a time: the project's own store
+
+
+def test_checkpoint_lock_serialises_runs_sharing_a_checkpoint(tmp_path: Path):
+    checkpoint, order = tmp_path / "ckpt" / "fusion-x.pt", []
+
+    def train(name):
+        with checkpoint_lock(checkpoint):
+            order.append(f"{name} in")
+            time.sleep(0.3)
+            order.append(f"{name} out")
+
+    threads = [threading.Thread(target=train, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert order[0][0] == order[1][0] and order[2][0] == order[3][0]  # never interleaved
+
+
+def test_stage1_refuses_a_checkpoint_trained_past_max_steps(tmp_path: Path):
+    from dataclasses import asdict
+
+    from unger.models.fusion import FusionConfig
+    from unger.training.fusion import _check_resumable
+
+    config = FusionConfig(max_steps=3000)
+    ckpt = {"config": {**asdict(config), "max_steps": 12000}, "step": 12000}
+    with pytest.raises(ValueError, match="fusion-x.pt has trained 12000 steps, past this run's max_steps=3000"):
+        _check_resumable(tmp_path / "fusion-x.pt", ckpt, config)
+    _check_resumable(tmp_path / "fusion-x.pt", {**ckpt, "step": 3000}, config)  # extending or equal is fine
