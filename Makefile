@@ -44,16 +44,20 @@ bench: data
 	$(BIN)/python -m unger.bench --run-pipeline $(BENCH_ARGS)
 
 ## study: every experiment of the paper, one `kedro run` per run (resumable: finished runs keep
-## their record; STUDY_RUNS picks runs, STUDY_PARAMS passes --params), then the report:
+## their record; STUDY_RUNS picks runs, STUDY_PARAMS passes --params, STUDY_JOBS>1 runs that many at
+## once with logs in data/logs/ and one MLflow store each in data/mlflow/), then the report:
 ## docs/results.md, docs/results.json, docs/figures/
 STUDY_RUNS ?=
 STUDY_PARAMS ?=
+STUDY_JOBS ?= 1
 study: data
 	$(BIN)/kedro run --pipelines=data_processing,semantic
 	runs="$(STUDY_RUNS)"; [ -n "$$runs" ] || runs=$$($(BIN)/python -m unger.study list); \
-	for run in $$runs; do \
+	if [ "$(STUDY_JOBS)" -gt 1 ]; then \
+		$(BIN)/python -m unger.study_runner --jobs $(STUDY_JOBS) $(if $(STUDY_PARAMS),--params=$(STUDY_PARAMS)) $$runs || exit 1; \
+	else for run in $$runs; do \
 		$(BIN)/kedro run --pipelines=study --namespaces=$$run $(if $(STUDY_PARAMS),--params=$(STUDY_PARAMS)) || exit 1; \
-	done
+	done; fi
 	$(MAKE) study-report
 
 study-report: install

@@ -100,7 +100,13 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
     assert "seeds not run yet" in results["unger"]["note"]
     text = (tmp_path / "docs/results.md").read_text()
     assert "| UNGER (ours) | 1/3 |" in text and "not run" in text and "unger_s2025" in text
-    assert "Dual / unified" in text and text.rstrip().endswith("Hand-written.")
+    assert "dual / unified" in text and text.rstrip().endswith("Hand-written.")
+    # Stage I's DIN scored alone, recorded by the runs that train one (unger, eager), not by tiger.
+    unger_record = json.loads((tmp_path / "docs/runs/unger_s2024.json").read_text())
+    assert 0 < unger_record["stage_one"]["test"]["ndcg@10"] <= unger_record["stage_one"]["test"]["recall@10"] <= 1
+    assert "stage_one" not in json.loads((tmp_path / "docs/runs/tiger_s2024.json").read_text())
+    assert results["unger"]["stage_one_test"]["runs"] == ["unger_s2024"]
+    assert "## Stage I's DIN alone (not in the paper)" in text and "| UNGER (ours) | 1 |" in text
     assert "## Semantic dominance (paper Table 4)" in text and "| unger |" in text and "59.89% / 40.11%" in text
     assert (tmp_path / "docs/figures/figure6.png").stat().st_size > 5_000
 

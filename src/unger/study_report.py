@@ -56,6 +56,12 @@ def summarize(experiments: list[Experiment], records: dict[str, dict | None]) ->
             entry["valid"] = _aggregate(done, "valid")
             result = {"split": "test", **entry["test"]["mean"], "std": entry["test"]["std"],
                       "valid": entry["valid"]["mean"], "valid_std": entry["valid"]["std"], "users": done[0]["users"]}
+        staged = [{"run": r["run"], "test": r["stage_one"]["test"], "full": r["test"]} for r in done if r.get("stage_one")]
+        if staged:
+            entry["stage_one"] = {"runs": [s["run"] for s in staged], **_aggregate(staged, "test"),
+                                  "full_model": _aggregate(staged, "full")["mean"]}
+            result["stage_one_test"] = {"runs": entry["stage_one"]["runs"], "mean": entry["stage_one"]["mean"],
+                                        "std": entry["stage_one"]["std"]}
         if done:
             out["json"][exp.name] = {"dataset": "Beauty", **result, **_provenance(exp, done, missing)}
         out["experiments"][exp.name] = entry
@@ -210,6 +216,7 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
         for x, name, mean, n in points:
             lines.append(f"| {x} | {name} | {n} | " + " | ".join(f"{mean[m]:.4f}" for m in METRICS) + " |")
         lines.append("")
+    lines += ["## Stage I's DIN alone (not in the paper)", "", *_stage_one_lines(summary), ""]
     lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), ""]
     lines += ["## Runs", "", "| run | machine | finished | commit | note |", "|---|---|---|---|---|"]
     for entry in summary["experiments"].values():
@@ -224,6 +231,24 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
 def _machine(record: dict) -> str:
     m = record["machine"]
     return f"{m.get('gpu') or m.get('cpu')}, {m.get('cores')} cores"
+
+
+def _stage_one_lines(summary: dict) -> list[str]:
+    """Each run's Stage I DIN scored alone on test (all items) next to the same runs' full model."""
+    entries = [e for e in summary["experiments"].values() if "stage_one" in e]
+    if not entries:
+        return ["No run has recorded it yet."]
+    lines = ["What the unicodes and Stage II could at best keep: the collaborative model of Stage I, ranking all",
+             "items itself. Test NDCG@10 / Recall@10, mean over the runs that recorded it.", "",
+             "| method | runs | Stage I DIN ndcg@10 | recall@10 | full model ndcg@10 (same runs) | full / DIN |",
+             "|---|---|---|---|---|---|"]
+    for entry in entries:
+        st = entry["stage_one"]
+        din, full = st["mean"]["ndcg@10"], st["full_model"]["ndcg@10"]
+        sd = f" ± {st['std']['ndcg@10']:.4f}" if st["std"] else ""
+        lines.append(f"| {entry['experiment'].label} | {len(st['runs'])} | {din:.4f}{sd} | {st['mean']['recall@10']:.4f} | "
+                     f"{full:.4f} | {full / din:.2f} |")
+    return lines
 
 
 def _speed_lines(summary: dict) -> list[str]:

@@ -41,6 +41,28 @@ def run_parallel(runs: list[str], jobs: int, deadline_s: float, params: str | No
         stores.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     started_at, queue, active, outcome = time.monotonic(), list(runs), {}, {}
+    try:
+        _loop(queue, active, outcome, jobs, deadline_s, started_at, params, threads, logs, stores)
+    finally:  # the runner itself stopped (Ctrl-C, SIGTERM): its runs live in their own sessions, stop them too
+        for proc, _ in active.values():
+            _stop(proc)
+    return outcome
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (SIGINT may be ignored in a background job), then SIGKILL; checkpoints are written
+    atomically at each evaluation, so a stopped run resumes from its last one."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _loop(queue, active, outcome, jobs, deadline_s, started_at, params, threads, logs, stores) -> None:
     while queue or active:
         late = time.monotonic() - started_at > deadline_s
         while queue and len(active) < jobs and not late:
@@ -49,8 +71,7 @@ def run_parallel(runs: list[str], jobs: int, deadline_s: float, params: str | No
             print(f"[{time.monotonic() - started_at:6.0f}s] start {run}", flush=True)
         for run, (proc, t0) in list(active.items()):
             if proc.poll() is None and late:
-                os.killpg(proc.pid, signal.SIGINT)
-                proc.wait(timeout=60)
+                _stop(proc)
                 outcome[run] = "interrupted"
             elif proc.poll() is not None:
                 outcome[run] = "ok" if proc.returncode == 0 else f"failed rc={proc.returncode}"
@@ -60,9 +81,8 @@ def run_parallel(runs: list[str], jobs: int, deadline_s: float, params: str | No
             del active[run]
         if late:
             outcome.update({run: "not started" for run in queue})
-            queue = []
+            queue.clear()
         time.sleep(2)
-    return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=float("inf"), help="seconds before unfinished runs are stopped")
     parser.add_argument("--params", help="passed to every run as --params")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     outcome = run_parallel(args.runs, args.jobs, args.deadline, args.params)
     for run in args.runs:
         print(f"{run}: {outcome[run]}")

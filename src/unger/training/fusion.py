@@ -86,6 +86,25 @@ def _align_items(num_items: int, batch_size: int, seed: int, step: int) -> torch
     return torch.randperm(num_items, generator=generator)[: min(batch_size, num_items)] + 1
 
 
+def evaluate_stage_one(state: dict, config: FusionConfig, semantic: np.ndarray, splits: dict[str, pd.DataFrame],
+                       device: torch.device, batch_size: int = 512) -> dict[str, dict[str, float]]:
+    """Stage I's DIN as a recommender on its own: Recall/NDCG@5/10/20 over all items per split.
+
+    What the unicodes and Stage II can at best keep of what Stage I learned; empty for a variant
+    without a DIN (``semantic_only``).
+    """
+    if not config.trains:
+        return {}
+    model = FusionModel(semantic, config).to(device)
+    model.load_state_dict(state)
+    out = {}
+    for split, samples in splits.items():
+        histories = torch.from_numpy(left_pad(samples["history"].tolist(), config.max_history))
+        metrics = evaluate_fusion(model, histories, samples["target"].to_numpy(), device, batch_size)
+        out[split] = {**metrics, "users": len(samples)}
+    return out
+
+
 def _check_resumable(path: Path, ckpt: dict, config: FusionConfig) -> None:
     """Refuse a checkpoint of another configuration, or one trained past this run's ``max_steps``
     (its best state may come from steps this run would never take)."""

@@ -82,3 +82,29 @@ def train_stage_one(
         return EMPTY if matrix is None else matrix
 
     return model, _or_empty(result.collaborative), _or_empty(result.adapted_semantic), result.integrated, report
+
+
+def evaluate_stage_one(
+    fusion_model: dict[str, Any],
+    semantic_embeddings: np.ndarray,
+    valid_samples: pd.DataFrame,
+    test_samples: pd.DataFrame,
+    variant: dict[str, Any],
+    runtime: dict[str, Any],
+) -> dict[str, Any]:
+    """Score Stage I's DIN alone over all items for every validation and test user (not in the paper):
+    the ceiling of what the unified code and Stage II keep of the collaborative signal."""
+    from unger.models.fusion import FusionConfig
+    from unger.training.fusion import evaluate_stage_one as score
+    from unger.utils import resolve_device
+
+    config = FusionConfig(**fusion_model["config"])
+    splits = {"valid": valid_samples, "test": test_samples}
+    metrics = score(fusion_model["model"], config, semantic_embeddings, splits, resolve_device(RuntimeParams(**runtime).device))
+    label = str(variant.get("label", "main"))
+    prefix = "" if label == "main" else f"{label}."
+    for split, values in metrics.items():
+        tracking.log_metrics({k: v for k, v in values.items() if k != "users"}, prefix=f"{prefix}fusion.{split}.")
+    if metrics:
+        log.info("Stage I (%s) alone, test: %s", config.variant, metrics["test"])
+    return {"variant": config.variant, "best_step": fusion_model.get("best_step"), **metrics}

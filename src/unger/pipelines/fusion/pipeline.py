@@ -4,7 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from unger.pipelines.fusion import nodes
 
-SHARED_INPUTS = {"train_sequences", "valid_samples", "semantic_embeddings"}
+SHARED_INPUTS = {"train_sequences", "valid_samples", "test_samples", "semantic_embeddings"}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -28,7 +28,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "fusion_report",
                 ],
                 name="train_stage_one_node",
-            )
+            ),
+            Node(
+                nodes.evaluate_stage_one,
+                inputs=[
+                    "fusion_model",
+                    "semantic_embeddings",
+                    "valid_samples",
+                    "test_samples",
+                    "params:fusion_variants.main",
+                    "params:runtime",
+                ],
+                outputs="fusion_metrics",
+                name="evaluate_stage_one_node",
+            ),
         ]
     )
 

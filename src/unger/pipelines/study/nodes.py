@@ -9,15 +9,21 @@ from unger.study import parse_experiments
 from unger.study_report import METRICS, render_figures, render_markdown, summarize
 
 
-def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str]) -> dict[str, Any]:
+def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str],
+               stage_one: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the report needs of a finished run: its metrics, where and when it ran, how to rerun it.
 
     ``run_context`` (set by ``ProfileRunHook`` as the run starts): the commit the run started from and
-    its full ``kedro run`` command, extra ``--params`` included.
+    its full ``kedro run`` command, extra ``--params`` included. ``stage_one``: Stage I's DIN scored
+    alone (runs with a Stage I that trains one).
     """
     test, valid = evaluation_metrics["test"], evaluation_metrics["valid"]
+    extra = {}
+    if stage_one and "test" in stage_one:
+        extra["stage_one"] = {split: {m: stage_one[split][m] for m in METRICS} for split in ("test", "valid")}
     return {
         **meta,
+        **extra,
         "test": {m: test[m] for m in METRICS},
         "valid": {m: valid[m] for m in METRICS},
         "users": test["users"],

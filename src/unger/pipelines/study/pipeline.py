@@ -56,9 +56,14 @@ def create_run_pipeline(experiment: Experiment, seed: int) -> Pipeline:
     stages = _BUILDERS[experiment.kind](experiment.kind)
     if "semantic" in experiment.overrides:
         stages = semantic.create_pipeline() + stages
-    func, result = ((nodes.record_dominance, "semantic_dominance") if experiment.kind == "dominance"
-                    else (nodes.record_run, "evaluation_metrics"))
-    record = Node(func, inputs=[result, "params:meta", "run_context"], outputs="study_record", name="record_run_node")
+    if experiment.kind == "dominance":
+        func, inputs = nodes.record_dominance, {"semantic_dominance": "semantic_dominance"}
+    else:
+        func, inputs = nodes.record_run, {"evaluation_metrics": "evaluation_metrics"}
+        if "fusion_metrics" in stages.all_outputs():
+            inputs["stage_one"] = "fusion_metrics"
+    inputs.update({"meta": "params:meta", "run_context": "run_context"})
+    record = Node(func, inputs=inputs, outputs="study_record", name="record_run_node")
     run = stages + Pipeline([record])
     return Pipeline(run, namespace=run_name(experiment.name, seed), inputs=(SHARED | {"run_context"}) & run.inputs())
 

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Study runs in parallel on a GPU machine that has no internet and holds the split and the semantic
+# embeddings under data/ (copied from a machine that ran `kedro run --pipelines=data_processing,semantic`).
+# Usage: scripts/gpu_batch.sh DEADLINE_S JOBS RUN [RUN ...]
+# Installs the wheels in .whl/ (scripts/offline_wheels.sh) into /tmp/site when that folder exists, runs
+# `python -m unger.study_runner`, prints the tail of each failed log, and packs the records, logs,
+# MLflow stores and reports into ${OUT:-data/bench}/runs.tgz. Set UNGER_GIT_COMMIT to the commit the
+# tree was copied from (the copy has no .git).
+set -u
+deadline=$1 jobs=$2
+shift 2
+if [ -d .whl ]; then
+  rm -rf /tmp/site
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD/src
+fi
+export KEDRO_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+python3 -c "import mlflow.store.tracking.sqlalchemy_store, kedro_mlflow.framework.hooks, torch, kedro
+print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'kedro', kedro.__version__)" || exit 1
+python3 -m unger.study_runner --jobs "$jobs" --deadline "$deadline" "$@"
+for f in data/logs/*.log; do
+  grep -q "Pipeline execution completed" "$f" || { echo "== $f"; grep -v "^ \{20,\}" "$f" | tail -n 12; }
+done | head -150
+out=${OUT:-data/bench}
+mkdir -p "$out"
+tar czf "$out/runs.tgz" --exclude='*.parquet' --exclude='*.pt' docs/runs data/logs data/mlflow data/08_reporting 2>/dev/null
+ls -la "$out"
