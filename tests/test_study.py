@@ -93,6 +93,13 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
     tiger = json.loads((tmp_path / "data/08_reporting/study/tiger_s2024/quantization_stats.json").read_text())
     assert tiger["method"] == "rqvae"
 
+    # One MLflow run holds every namespace: each run's metrics carry its name, quantization and dominance too.
+    import sqlite3
+
+    keys = {k for (k,) in sqlite3.connect(tmp_path / "mlflow.db").execute("select distinct key from metrics")}
+    assert {"unger_s2024.quantization.num_levels", "tiger_s2024.quantization.num_levels",
+            "dominance_s2024.dominance.unger.similarity_semantic", "unger_s2024.fusion.test.ndcg_at_10"} <= keys
+
     results = json.loads((tmp_path / "docs/results.json").read_text())
     assert set(results) == {"unger", "sasrec_ce", "tiger", "eager", "layers_1", "dominance"}
     assert set(results["dominance"]["dominance"]) == {"concat", "unger"}

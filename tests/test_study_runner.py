@@ -75,3 +75,24 @@ def test_stage1_refuses_a_checkpoint_trained_past_max_steps(tmp_path: Path):
     with pytest.raises(ValueError, match="fusion-x.pt has trained 12000 steps, past this run's max_steps=3000"):
         _check_resumable(tmp_path / "fusion-x.pt", ckpt, config)
     _check_resumable(tmp_path / "fusion-x.pt", {**ckpt, "step": 3000}, config)  # extending or equal is fine
+
+
+def test_stage_two_refuses_a_checkpoint_that_ran_past_this_runs_stop(tmp_path: Path):
+    from unger.training.checkpoint import stop_step
+
+    history = [{"step": s, "ndcg@10": v} for s, v in ((2000, 0.1), (4000, 0.3), (6000, 0.2), (8000, 0.2), (10000, 0.4))]
+    assert stop_step(history, "ndcg@10", patience=2, max_steps=20000) == 8000  # two evaluations without a gain
+    assert stop_step(history, "ndcg@10", patience=3, max_steps=20000) == 20000  # 10,000 improves in time
+    assert stop_step(history, "ndcg@10", patience=0, max_steps=6000) == 6000
+    from types import SimpleNamespace
+
+    import torch
+
+    from unger.training.checkpoint import load_checkpoint
+
+    path = tmp_path / "generative-x.pt"
+    torch.save({"config": {"d": 1}, "train_config": {"lr": 0.1}, "step": 10000, "history": history}, path)
+    cfg = SimpleNamespace(lr=0.1, select_metric="ndcg@10", patience=2, max_steps=20000)
+    with pytest.raises(ValueError, match="trained 10000 steps, past step 8000"):
+        load_checkpoint(path, {"d": 1}, cfg, ("lr",))
+    assert load_checkpoint(path, {"d": 1}, SimpleNamespace(**{**vars(cfg), "patience": 3}), ("lr",))["step"] == 10000

@@ -174,7 +174,29 @@ def load_checkpoint(path: Path, config: dict, train_config, trajectory_fields) -
     changed = [k for k in trajectory_fields if ckpt["train_config"][k] != getattr(train_config, k)]
     if changed:
         raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
+    last = stop_step(ckpt["history"], train_config.select_metric, train_config.patience, train_config.max_steps)
+    if ckpt["step"] > last:
+        raise ValueError(f"checkpoint {path} has trained {ckpt['step']} steps, past step {last} where this run "
+                         f"(max_steps={train_config.max_steps}, patience={train_config.patience}) stops: its "
+                         "selection may come from steps this run never takes; remove it or use another "
+                         "runtime.checkpoint_dir")
     return ckpt
+
+
+def stop_step(history: list[dict], metric: str, patience: int, max_steps: int) -> int:
+    """The step at which a run with ``patience`` and ``max_steps`` stops, replaying the evaluations of
+    ``history`` (as ``Selection.update`` does); ``max_steps`` when it would not stop within them."""
+    best, bad = None, 0
+    for entry in history:
+        if entry["step"] > max_steps:
+            break
+        if best is None or entry[metric] > best:
+            best, bad = entry[metric], 0
+        else:
+            bad += 1
+            if patience > 0 and bad >= patience:
+                return entry["step"]
+    return max_steps
 
 
 def resume(ckpt: dict, model, optimizer, selection: Selection, device: torch.device) -> int:

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 
 from unger import tracking
-from unger.params import DominanceParams
+from unger.params import DominanceParams, RuntimeParams
 
 log = logging.getLogger(__name__)
 
 
 def _measure(
-    semantic: np.ndarray, collaborative: np.ndarray, fused: dict[str, np.ndarray], params: dict[str, Any]
+    semantic: np.ndarray, collaborative: np.ndarray, fused: dict[str, np.ndarray], params: dict[str, Any], label: str = ""
 ) -> dict[str, Any]:
     """Equations 9-10 for each fused embedding set E against S (semantic) and C (collaborative only).
 
@@ -40,7 +40,7 @@ def _measure(
         tracking.log_metrics(
             {"similarity_semantic": table[name]["similarity_semantic"],
              "similarity_collaborative": table[name]["similarity_collaborative"]},
-            prefix=f"dominance.{name}.",
+            prefix=f"{label}.dominance.{name}." if label else f"dominance.{name}.",
         )
     return table
 
@@ -66,9 +66,11 @@ def dominance_table(
     unger: np.ndarray,
     concat: np.ndarray,
     params: dict[str, Any],
+    runtime: dict[str, Any],
 ) -> dict[str, Any]:
     """Table 4: semantic vs collaborative proportions of the concat and unger embeddings."""
-    return _measure(semantic, collaborative, {"concat": concat, "unger": unger}, params)
+    label = RuntimeParams(**runtime).run_label
+    return _measure(semantic, collaborative, {"concat": concat, "unger": unger}, params, label)
 
 
 def tsne_plot(

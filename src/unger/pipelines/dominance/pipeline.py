@@ -23,7 +23,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="concat_embeddings",
                 name="concatenate_modalities_node",
             ),
-            Node(nodes.dominance_table, inputs=embeddings, outputs="semantic_dominance", name="semantic_dominance_node"),
+            Node(nodes.dominance_table, inputs=[*embeddings, "params:runtime"], outputs="semantic_dominance",
+                 name="semantic_dominance_node"),
             Node(nodes.tsne_plot, inputs=embeddings, outputs="tsne_figure", name="tsne_figure_node"),
         ]
     )

@@ -32,7 +32,8 @@ def quantize_items(
     from unger.utils import resolve_device
 
     p = QuantizationParams(**params)
-    device = resolve_device(RuntimeParams(**runtime).device)
+    rt = RuntimeParams(**runtime)
+    device = resolve_device(rt.device)
     kwargs = {"max_depth": p.max_depth} if p.method == "hierarchical_kmeans" and p.max_depth else {}
     result = quantize(integrated_embeddings, p.method, K=p.K, L=p.L, seed=p.seed, device=device, **kwargs)
     if not result.is_unique():
@@ -45,9 +46,9 @@ def quantize_items(
             "max_depth": int(result.depth[1:].max()),
             "mean_depth": float(result.depth[1:].mean()),
         },
-        prefix="quantization.",
+        prefix=f"{rt.run_label}.quantization." if rt.run_label else "quantization.",
     )
-    tracking.log_json_artifact(stats, "quantization_stats.json")
+    tracking.log_json_artifact(stats, f"{rt.run_label}.quantization_stats.json" if rt.run_label else "quantization_stats.json")
     log.info("%s: %d levels, %d collisions before dedup", p.method, result.num_levels, result.collisions_before_dedup)
     table = result.code_table(np.arange(1, result.num_items + 1))
     return result.codes, table, stats
