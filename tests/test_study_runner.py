@@ -17,8 +17,8 @@ from unger.utils import checkpoint_lock
 FAKE_RUN = "import sys, time; name = sys.argv[1]; time.sleep(float(name.split('_')[-1])); sys.exit(3 if 'fail' in name else 0)"
 
 
-def _fake_start(run, params, threads, logs, stores):
-    log = open(logs / f"study_{run}.log", "w")
+def _fake_start(run, launch):
+    log = open(launch.logs / f"study_{run}.log", "w")
     return subprocess.Popen([sys.executable, "-c", FAKE_RUN, run], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -36,9 +36,9 @@ def test_parallel_runs_get_their_own_mlflow_store(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     seen = {}
 
-    def record_env(run, params, threads, logs, stores):
-        seen[run] = (stores, threads)
-        return _fake_start(run, params, threads, logs, stores)
+    def record_env(run, launch):
+        seen[run] = (launch.stores, launch.threads)
+        return _fake_start(run, launch)
 
     monkeypatch.setattr(study_runner, "_start", record_env)
     study_runner.run_parallel(["a_0", "b_0"], jobs=2, deadline_s=60)

@@ -2,11 +2,12 @@
 
     python -m unger.study_runner --jobs 6 --deadline 900 unger_s2025 sasrec_ce_s2025 ...
 
-Meant for a machine with a GPU and many cores, where one small run leaves the card mostly idle. With
-``--jobs`` above 1 each process gets its own MLflow SQLite file (``data/mlflow/<run>.db``, through
-``UNGER_MLFLOW_URI``: SQLite takes one writer at a time); always its own log (``data/logs/study_<run>.log``) and an equal share of the CPU
-threads. Runs that share a Stage I checkpoint train it once (``unger.utils.checkpoint_lock``). At the
-deadline the runs still going are interrupted; their checkpoints stay, so the same command resumes them.
+Meant for a machine with a GPU and many cores, where one small run leaves the card mostly idle. Each
+process writes its own log (``data/logs/study_<run>.log``) and gets an equal share of the CPU threads;
+with ``--jobs`` above 1 also its own MLflow SQLite file (``data/mlflow/<run>.db``, through
+``UNGER_MLFLOW_URI``: SQLite takes one writer at a time). Runs that share a Stage I checkpoint train it
+once (``unger.utils.checkpoint_lock``). At the deadline the runs still going are stopped; their
+checkpoints stay, so the same command resumes them.
 """
 
 from __future__ import annotations
@@ -17,41 +18,35 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def _start(run: str, params: str | None, threads: int, logs: Path, stores: Path | None) -> subprocess.Popen:
+@dataclass(frozen=True)
+class Launch:
+    """How each run's process is started."""
+
+    threads: int
+    logs: Path = Path("data/logs")
+    stores: Path | None = None  # None: the project's own MLflow store
+    params: str | None = None
+
+
+def _start(run: str, launch: Launch) -> subprocess.Popen:
     command = [sys.executable, "-m", "kedro", "run", "--pipelines=study", f"--namespaces={run}"]
-    if params:
-        command.append(f"--params={params}")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-    if stores is not None:
-        env["UNGER_MLFLOW_URI"] = f"sqlite:///{stores / (run + '.db')}"
-    log = open(logs / f"study_{run}.log", "w")
+    if launch.params:
+        command.append(f"--params={launch.params}")
+    env = {**os.environ, "OMP_NUM_THREADS": str(launch.threads), "MKL_NUM_THREADS": str(launch.threads),
+           "PYTHONUNBUFFERED": "1"}
+    if launch.stores is not None:
+        env["UNGER_MLFLOW_URI"] = f"sqlite:///{launch.stores / (run + '.db')}"
+    log = open(launch.logs / f"study_{run}.log", "w")
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def run_parallel(runs: list[str], jobs: int, deadline_s: float, params: str | None = None) -> dict[str, str]:
-    """Run ``runs`` in order, ``jobs`` at a time; returns each run's outcome (``ok``, ``failed rc=N``,
-    ``interrupted`` or ``not started``)."""
-    logs = Path("data/logs")
-    logs.mkdir(parents=True, exist_ok=True)
-    stores = Path("data/mlflow") if jobs > 1 else None  # one at a time: the project's own store
-    if stores is not None:
-        stores.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    started_at, queue, active, outcome = time.monotonic(), list(runs), {}, {}
-    try:
-        _loop(queue, active, outcome, jobs, deadline_s, started_at, params, threads, logs, stores)
-    finally:  # the runner itself stopped (Ctrl-C, SIGTERM): its runs live in their own sessions, stop them too
-        for proc, _ in active.values():
-            _stop(proc)
-    return outcome
-
-
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM (SIGINT may be ignored in a background job), then SIGKILL; checkpoints are written
-    atomically at each evaluation, so a stopped run resumes from its last one."""
+    """SIGTERM (SIGINT is ignored by a job started in the background), then SIGKILL; checkpoints are
+    written atomically at each evaluation, so a stopped run resumes from its last one."""
     if proc.poll() is not None:
         return
     os.killpg(proc.pid, signal.SIGTERM)
@@ -62,27 +57,44 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _loop(queue, active, outcome, jobs, deadline_s, started_at, params, threads, logs, stores) -> None:
-    while queue or active:
-        late = time.monotonic() - started_at > deadline_s
-        while queue and len(active) < jobs and not late:
-            run = queue.pop(0)
-            active[run] = (_start(run, params, threads, logs, stores), time.monotonic())
-            print(f"[{time.monotonic() - started_at:6.0f}s] start {run}", flush=True)
-        for run, (proc, t0) in list(active.items()):
-            if proc.poll() is None and late:
-                _stop(proc)
-                outcome[run] = "interrupted"
-            elif proc.poll() is not None:
-                outcome[run] = "ok" if proc.returncode == 0 else f"failed rc={proc.returncode}"
-            else:
-                continue
-            print(f"[{time.monotonic() - started_at:6.0f}s] {outcome[run]} {run} ({time.monotonic() - t0:.0f}s)", flush=True)
-            del active[run]
-        if late:
-            outcome.update({run: "not started" for run in queue})
-            queue.clear()
-        time.sleep(2)
+def run_parallel(runs: list[str], jobs: int, deadline_s: float, params: str | None = None) -> dict[str, str]:
+    """Run ``runs`` in order, ``jobs`` at a time; returns each run's outcome (``ok``, ``failed rc=N``,
+    ``interrupted`` or ``not started``). Stopping the runner stops its runs too."""
+    stores = Path("data/mlflow") if jobs > 1 else None
+    launch = Launch(threads=max(1, (os.cpu_count() or 1) // jobs), stores=stores, params=params)
+    for folder in (launch.logs, stores):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    began, queue, active, outcome = time.monotonic(), list(runs), {}, {}
+
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - began:6.0f}s] {message}", flush=True)
+
+    try:
+        while queue or active:
+            late = time.monotonic() - began > deadline_s
+            while queue and len(active) < jobs and not late:
+                run = queue.pop(0)
+                active[run] = (_start(run, launch), time.monotonic())
+                say(f"start {run}")
+            for run, (proc, started) in list(active.items()):
+                if proc.poll() is None and not late:
+                    continue
+                if proc.poll() is None:
+                    _stop(proc)
+                    outcome[run] = "interrupted"
+                else:
+                    outcome[run] = "ok" if proc.returncode == 0 else f"failed rc={proc.returncode}"
+                say(f"{outcome[run]} {run} ({time.monotonic() - started:.0f}s)")
+                del active[run]
+            if late:
+                outcome.update({run: "not started" for run in queue})
+                queue.clear()
+            time.sleep(2)
+    finally:  # the runs live in their own sessions: a stopped runner must stop them itself
+        for proc, _ in active.values():
+            _stop(proc)
+    return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
