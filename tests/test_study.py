@@ -80,6 +80,10 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
         assert 0 <= record["test"]["ndcg@10"] <= record["test"]["recall@10"] <= 1
         assert record["users"] > 0 and record["machine"]["cores"] >= 1
         assert record["command"] == f"kedro run --pipelines=study --namespaces={','.join(ALL_RUNS)} --env=tiny --params=runtime.device=cpu"
+        assert len(record["settings_fingerprint"]) == 12 and "runtime" not in record["params"]
+    records = {run: json.loads((tmp_path / "docs/runs" / f"{run}.json").read_text()) for run in ("unger_s2024", "layers_1_s2024")}
+    assert records["layers_1_s2024"]["params"]["generative"]["decoder_layers"] == 1
+    assert records["unger_s2024"]["settings_fingerprint"] != records["layers_1_s2024"]["settings_fingerprint"]
     dominance = json.loads((tmp_path / "docs/runs/dominance_s2024.json").read_text())
     for method in ("concat", "unger"):
         shares = dominance["dominance"][method]
@@ -145,3 +149,31 @@ def test_report_means_stds_and_goal_verdicts():
     assert "+10.0%; meets the +5% goal" in text  # 0.055 vs the paper's 0.05
     assert "+37.5%; meets the +5% goal" in text  # vs SASRec-CE 0.040
     assert "| 4 | unger (default) | 1 |" in text  # the sweep's default point is unger's seed-1 run
+
+
+def test_settings_fingerprint_ignores_seeds_and_labels_only():
+    from unger.study import settings_fingerprint
+
+    base = {"generative": {"lr": 0.001, "seed": 1}, "fusion_variants.main": {"label": "unger_s1"}}
+    other_seed = {"generative": {"lr": 0.001, "seed": 2}, "fusion_variants.main": {"label": "unger_s2"}}
+    other_lr = {"generative": {"lr": 0.002, "seed": 1}, "fusion_variants.main": {"label": "unger_s1"}}
+    assert settings_fingerprint(base) == settings_fingerprint(other_seed) != settings_fingerprint(other_lr)
+
+
+def test_report_flags_seeds_run_under_different_settings():
+    from unger.study_report import render_markdown, summarize
+
+    study = {"seeds": [1, 2, 3], "experiments": {"unger": {}}}
+    experiments = parse_experiments(study)
+    records = {f"unger_s{s}": _record(f"unger_s{s}", s, 0.05) for s in (1, 2, 3)}
+    records["unger_s1"]["settings_fingerprint"] = records["unger_s2"]["settings_fingerprint"] = "aaaaaaaaaaaa"
+    summary = summarize(experiments, records)
+    assert "settings not recorded for ['unger_s3']" in summary["json"]["unger"]["note"]
+    records["unger_s3"]["settings_fingerprint"] = "bbbbbbbbbbbb"
+    summary = summarize(experiments, records)
+    assert "runs made under different settings" in summary["json"]["unger"]["note"]
+    text = render_markdown(experiments, summary, study, "")
+    assert "| unger_s3 | X, 2 cores | 2026-11-26T00:00:00 | abc | bbbbbbbbbbbb |  |" in text
+    assert "- `unger`: runs made under different settings" in text
+    records["unger_s3"]["settings_fingerprint"] = "aaaaaaaaaaaa"
+    assert summarize(experiments, records)["json"]["unger"]["note"] == ""

@@ -10,6 +10,8 @@ YAML, and ``--params=generative.max_steps=...`` on the command line reaches ever
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,18 @@ def study_overrides(study: dict) -> dict:
     if bad:
         raise ValueError(f"study.overrides: unknown group(s) {sorted(bad)}; known {RUN_GROUPS}")
     return overrides
+
+
+def settings_fingerprint(params: dict) -> str:
+    """A short hash of a run's parameter groups with every ``seed`` and ``run_label`` removed: equal for
+    the seeds of one experiment made under the same settings, different once a default changes."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("seed", "run_label", "label")}
+        return [strip(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    return hashlib.sha256(json.dumps(strip(params), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def expand_study(params: dict) -> dict:

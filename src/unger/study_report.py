@@ -81,8 +81,22 @@ def _provenance(exp: Experiment, done: list[dict], missing: list[str]) -> dict[s
         "group": exp.group,
         "label": exp.label,
         "paper": exp.paper or None,
-        "note": "" if not missing else f"seeds not run yet: {missing}",
+        "settings": {r["run"]: r.get("settings_fingerprint") for r in done},
+        "note": "; ".join(n for n in (_settings_note(done), f"seeds not run yet: {missing}" if missing else "") if n),
     }
+
+
+def _settings_note(done: list[dict]) -> str:
+    """Says when the seeds of one experiment were not all run with the same parameters (or some runs
+    predate the recorded parameters), so a mean over them is not one configuration's."""
+    prints = {r["run"]: r.get("settings_fingerprint") for r in done}
+    known = {p for p in prints.values() if p}
+    unknown = sorted(run for run, p in prints.items() if not p)
+    if len(known) > 1:
+        return f"runs made under different settings: {prints}"
+    if known and unknown:
+        return f"settings not recorded for {unknown} (made before records kept them)"
+    return ""
 
 
 _DOMINANCE_FIELDS = ("similarity_semantic", "similarity_collaborative", "kl_s_e", "kl_c_e")
@@ -218,11 +232,17 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
         lines.append("")
     lines += ["## Stage I's DIN alone (not in the paper)", "", *_stage_one_lines(summary), ""]
     lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), ""]
-    lines += ["## Runs", "", "| run | machine | finished | commit | note |", "|---|---|---|---|---|"]
+    lines += ["## Runs", "", "`settings`: a hash of the run's parameters without its seed (`-`: made before records",
+              "kept them); seeds of one experiment with different hashes were not run under the same settings.", "",
+              "| run | machine | finished | commit | settings | note |", "|---|---|---|---|---|---|"]
     for entry in summary["experiments"].values():
         for r in entry["runs"]:
             note = r.get("note") or ("record reconstructed from an earlier docs/results.json" if r.get("reconstructed") else "")
-            lines.append(f"| {r['run']} | {_machine(r)} | {r['finished_at']} | {r['git_commit']} | {note} |")
+            lines.append(f"| {r['run']} | {_machine(r)} | {r['finished_at']} | {r['git_commit']} | "
+                         f"{r.get('settings_fingerprint') or '-'} | {note} |")
+    mixed = [f"- `{name}`: {_settings_note(e['runs'])}" for name, e in summary["experiments"].items() if _settings_note(e["runs"])]
+    if mixed:
+        lines += ["", "Experiments whose seeds were not all run under one recorded setting:", "", *mixed]
     if summary["missing"]:
         lines += ["", f"Not run yet ({len(summary['missing'])}): " + ", ".join(summary["missing"]) + "."]
     return "\n".join(lines + ["", notes.strip(), ""]) if notes else "\n".join(lines + [""])

@@ -5,17 +5,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from unger.study import parse_experiments
+from unger.study import parse_experiments, settings_fingerprint
 from unger.study_report import METRICS, render_figures, render_markdown, summarize
 
 
 def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str],
-               stage_one: dict[str, Any] | None = None) -> dict[str, Any]:
+               stage_one: dict[str, Any] | None = None, **params: dict[str, Any]) -> dict[str, Any]:
     """What the report needs of a finished run: its metrics, where and when it ran, how to rerun it.
 
     ``run_context`` (set by ``ProfileRunHook`` as the run starts): the commit the run started from and
     its full ``kedro run`` command, extra ``--params`` included. ``stage_one``: Stage I's DIN scored
-    alone (runs with a Stage I that trains one).
+    alone (runs with a Stage I that trains one). ``params``: the run's parameter groups (all but
+    ``runtime``), kept with their ``settings_fingerprint`` so the report can tell runs of one experiment
+    made under different settings apart.
     """
     test, valid = evaluation_metrics["test"], evaluation_metrics["valid"]
     extra = {}
@@ -27,15 +29,22 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_con
         "test": {m: test[m] for m in METRICS},
         "valid": {m: valid[m] for m in METRICS},
         "users": test["users"],
+        **_settings(params),
         "test_ms_per_user": test.get("beam", {}).get("ms_per_user"),
         "test_decoding": {k: test.get("beam", {}).get(k) for k in ("beam_size", "top_k", "device")},
         **_provenance(run_context),
     }
 
 
-def record_dominance(semantic_dominance: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str]) -> dict[str, Any]:
+def record_dominance(semantic_dominance: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str],
+                     **params: dict[str, Any]) -> dict[str, Any]:
     """The record of a Table 4 run: the dominance proportions of each fused embedding, with provenance."""
-    return {**meta, "dominance": semantic_dominance, **_provenance(run_context)}
+    return {**meta, "dominance": semantic_dominance, **_settings(params), **_provenance(run_context)}
+
+
+def _settings(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The parameters a run used and their fingerprint (seeds left out of it)."""
+    return {"params": params, "settings_fingerprint": settings_fingerprint(params)}
 
 
 def _provenance(run_context: dict[str, str]) -> dict[str, Any]:

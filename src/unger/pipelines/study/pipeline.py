@@ -63,6 +63,8 @@ def create_run_pipeline(experiment: Experiment, seed: int) -> Pipeline:
         if "fusion_metrics" in stages.all_outputs():
             inputs["stage_one"] = "fusion_metrics"
     inputs.update({"meta": "params:meta", "run_context": "run_context"})
+    used = {i for i in stages.inputs() if i.startswith("params:")} | {"params:semantic"}
+    inputs.update({name.removeprefix("params:"): name for name in sorted(used - {"params:runtime"})})
     record = Node(func, inputs=inputs, outputs="study_record", name="record_run_node")
     run = stages + Pipeline([record])
     return Pipeline(run, namespace=run_name(experiment.name, seed), inputs=(SHARED | {"run_context"}) & run.inputs())
