@@ -102,7 +102,8 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
 
     keys = {k for (k,) in sqlite3.connect(tmp_path / "mlflow.db").execute("select distinct key from metrics")}
     assert {"unger_s2024.quantization.num_levels", "tiger_s2024.quantization.num_levels",
-            "dominance_s2024.dominance.unger.similarity_semantic", "unger_s2024.fusion.test.ndcg_at_10"} <= keys
+            "dominance_s2024.dominance.unger.similarity_semantic", "unger_s2024.fusion.test.ndcg_at_10",
+            "eager_s2024.semantic.quantization.num_levels", "eager_s2024.collaborative.quantization.num_levels"} <= keys
 
     results = json.loads((tmp_path / "docs/results.json").read_text())
     assert set(results) == {"unger", "sasrec_ce", "tiger", "eager", "layers_1", "dominance"}

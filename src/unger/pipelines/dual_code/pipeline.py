@@ -14,7 +14,7 @@ from unger.pipelines.dual_code import nodes
 
 def _codes(stream: str, embeddings: str) -> Pipeline:
     return Pipeline(
-        quantization.create_pipeline(),
+        quantization.create_pipeline(stream=stream),
         namespace=f"{stream}_codes",
         inputs={"integrated_embeddings": embeddings},
         outputs={name: f"{stream}_{name}" for name in ("item_codes", "item_code_table", "quantization_stats")},

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def quantize_items(
-    integrated_embeddings: np.ndarray, params: dict[str, Any], runtime: dict[str, Any]
+    integrated_embeddings: np.ndarray, params: dict[str, Any], runtime: dict[str, Any], stream: str = ""
 ) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
     """Turn each item's integrated embedding into a unique code (hierarchical k-means by default).
 
@@ -23,6 +23,8 @@ def quantize_items(
         integrated_embeddings: ``(N + 1, d)`` from Stage I (row 0 padding).
         params: ``params:quantization`` (method, K, L, seed).
         runtime: ``params:runtime`` (device, used by the RQ-VAE only).
+        stream: which of several code streams of one run this is (the dual-code baseline quantizes E_S
+            and E_C); it names the MLflow metrics and artifact so the streams do not overwrite each other.
 
     Returns:
         Codes ``(N + 1, L)``, the readable code table (item, codes, depth) and the code statistics
@@ -39,6 +41,7 @@ def quantize_items(
     if not result.is_unique():
         raise RuntimeError(f"{p.method} produced duplicate item codes; this is a bug in the quantizer")
     stats = {"method": p.method, "K": p.K, **result.stats()}
+    name = ".".join(n for n in (rt.run_label, stream, "quantization") if n)
     tracking.log_metrics(
         {
             "num_levels": result.num_levels,
@@ -46,9 +49,9 @@ def quantize_items(
             "max_depth": int(result.depth[1:].max()),
             "mean_depth": float(result.depth[1:].mean()),
         },
-        prefix=f"{rt.run_label}.quantization." if rt.run_label else "quantization.",
+        prefix=f"{name}.",
     )
-    tracking.log_json_artifact(stats, f"{rt.run_label}.quantization_stats.json" if rt.run_label else "quantization_stats.json")
+    tracking.log_json_artifact(stats, f"{name}_stats.json")
     log.info("%s: %d levels, %d collisions before dedup", p.method, result.num_levels, result.collisions_before_dedup)
     table = result.code_table(np.arange(1, result.num_items + 1))
     return result.codes, table, stats
