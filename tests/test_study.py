@@ -149,6 +149,9 @@ def test_report_means_stds_and_goal_verdicts():
     assert "0.0550 ± 0.0071" in text
     assert "+10.0%; meets the +5% goal" in text  # 0.055 vs the paper's 0.05
     assert "+37.5%; meets the +5% goal" in text  # vs SASRec-CE 0.040
+    # Paired with unger at the same seed (seed 1: 0.050), not with unger's two-seed mean (0.055).
+    assert summary["json"]["sasrec_ce"]["ndcg@10_vs_unger_same_seeds"] == pytest.approx(-0.2)
+    assert "| sasrec_ce | 1/2 | 0.0800 | 0.1200 | 0.0400 | 0.0480 | -20.0% | - |" in text
     assert "| 4 | unger (default) | 1 |" in text  # the sweep's default point is unger's seed-1 run
 
 

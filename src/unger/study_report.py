@@ -65,6 +65,9 @@ def summarize(experiments: list[Experiment], records: dict[str, dict | None]) ->
         if done:
             out["json"][exp.name] = {"dataset": "Beauty", **result, **_provenance(exp, done, missing)}
         out["experiments"][exp.name] = entry
+    for name, result in out["json"].items():
+        if name != "unger" and "ndcg@10" in result:
+            result["ndcg@10_vs_unger_same_seeds"] = paired_gain(out["experiments"][name], out["experiments"].get("unger"))
     return out
 
 
@@ -139,9 +142,24 @@ def _cell(entry: dict, metric: str) -> str:
     return f"{mean:.4f} ± {std[metric]:.4f}" if std else f"{mean:.4f}"
 
 
+def paired_gain(entry: dict, unger: dict | None, metric: str = "ndcg@10") -> float | None:
+    """Relative change of ``entry``'s test ``metric`` over the `unger` runs of the same seeds (paired:
+    same seeds, so same Stage I draws where the two share one); None when unger lacks one of them."""
+    if not entry.get("runs") or not unger:
+        return None
+    base = {r["seed"]: r["test"][metric] for r in unger["runs"]}
+    seeds = [r["seed"] for r in entry["runs"]]
+    if not all(s in base for s in seeds):
+        return None
+    ours = np.mean([r["test"][metric] for r in entry["runs"]])
+    return float(ours / np.mean([base[s] for s in seeds]) - 1)
+
+
 def _table(names: list[str], summary: dict) -> list[str]:
-    head = "| method | seeds | " + " | ".join(METRICS) + " | paper " + " / ".join(METRICS) + " |"
-    lines = [head, "|" + "---|" * (len(METRICS) + 3)]
+    head = ("| method | seeds | " + " | ".join(METRICS) + " | ndcg@10 vs unger, same seeds | paper "
+            + " / ".join(METRICS) + " |")
+    lines = [head, "|" + "---|" * (len(METRICS) + 4)]
+    unger = summary["experiments"].get("unger")
     for name in names:
         entry = summary["experiments"].get(name)
         if entry is None:
@@ -149,7 +167,9 @@ def _table(names: list[str], summary: dict) -> list[str]:
         exp: Experiment = entry["experiment"]
         paper = " / ".join(f"{exp.paper[m]:.4f}" for m in METRICS) if exp.paper else "-"
         cells = " | ".join(_cell(entry, m) for m in METRICS)
-        lines.append(f"| {exp.label} | {len(entry['runs'])}/{len(exp.seeds)} | {cells} | {paper} |")
+        gain = None if name == "unger" else paired_gain(entry, unger)
+        paired = "-" if gain is None else f"{100 * gain:+.1f}%"
+        lines.append(f"| {exp.label} | {len(entry['runs'])}/{len(exp.seeds)} | {cells} | {paired} | {paper} |")
     return lines
 
 
