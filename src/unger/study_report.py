@@ -260,7 +260,8 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
             note = r.get("note") or ("record reconstructed from an earlier docs/results.json" if r.get("reconstructed") else "")
             lines.append(f"| {r['run']} | {_machine(r)} | {r['finished_at']} | {r['git_commit']} | "
                          f"{r.get('settings_fingerprint') or '-'} | {note} |")
-    mixed = [f"- `{name}`: {_settings_note(e['runs'])}" for name, e in summary["experiments"].items() if _settings_note(e["runs"])]
+    settings_notes = {name: _settings_note(e["runs"]) for name, e in summary["experiments"].items()}
+    mixed = [f"- `{name}`: {note}" for name, note in settings_notes.items() if note]
     if mixed:
         lines += ["", "Experiments whose seeds were not all run under one recorded setting:", "", *mixed]
     if summary["missing"]:
