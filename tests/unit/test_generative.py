@@ -10,7 +10,7 @@ import torch
 
 from unger.models.generative import GenerativeConfig, UngerModel, distillation_loss, sample_negatives
 from unger.data.sequences import build_training_samples
-from unger.training.generative import TrainConfig, train_generative, warmup_lr
+from unger.training.generative import TrainConfig, learning_rate, train_generative
 
 N, K, L, H = 50, 4, 3, 6
 
@@ -171,11 +171,19 @@ def test_build_training_samples():
     np.testing.assert_array_equal(hist, [[0, 5], [5, 6], [0, 1], [1, 2], [2, 3], [3, 4]])
 
 
-def test_warmup_schedule():
-    cfg = TrainConfig(lr=1e-3, warmup_steps=10, warmup_init_lr=1e-7)
-    assert warmup_lr(0, cfg) == pytest.approx(1e-7)
-    assert warmup_lr(5, cfg) == pytest.approx(1e-7 + (1e-3 - 1e-7) / 2)
-    assert warmup_lr(10, cfg) == warmup_lr(5000, cfg) == 1e-3
+def test_learning_rate_schedules():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, warmup_init_lr=1e-7, max_steps=110)
+    assert learning_rate(0, cfg) == pytest.approx(1e-7)
+    assert learning_rate(5, cfg) == pytest.approx(1e-7 + (1e-3 - 1e-7) / 2)
+    assert learning_rate(10, cfg) == learning_rate(5000, cfg) == 1e-3
+    cosine = replace(cfg, lr_schedule="cosine")
+    assert learning_rate(5, cosine) == learning_rate(5, cfg)
+    assert learning_rate(10, cosine) == pytest.approx(1e-3)
+    assert learning_rate(60, cosine) == pytest.approx(5e-4)
+    assert learning_rate(110, cosine) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(200, cosine) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
 
 
 def _train(data, interactions, max_steps, path=None, logs=None, **kw):
@@ -222,6 +230,36 @@ def test_resume_gives_identical_weights(data, interactions, tmp_path):
     assert a["history"] == b["history"] and a["step"] == b["step"] == 8
     with pytest.raises(ValueError, match="other training settings"):
         _train(data, interactions, 12, part, lr=5e-4)
+
+
+def test_cosine_run_resumes_only_with_its_length(data, interactions, tmp_path):
+    logs = []
+    full = _train(data, interactions, 8, tmp_path / "full.pt", logs=logs, lr_schedule="cosine")
+    lrs = [v for n, v, _ in logs if n == "generative/lr"]
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12) and lrs[1] > lrs[2] > lrs[3]
+    with pytest.raises(ValueError, match="max_steps"):
+        _train(data, interactions, 12, tmp_path / "full.pt", lr_schedule="cosine")
+    assert full.final_step == 8
+
+
+def test_checkpoint_without_lr_schedule_resumes_as_constant(data, interactions, tmp_path):
+    path = tmp_path / "old.pt"
+    _train(data, interactions, 4, path)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["train_config"]["lr_schedule"]  # as written before the setting existed
+    torch.save(ckpt, path)
+    assert _train(data, interactions, 8, path).final_step == 8
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _train(data, interactions, 8, path, lr_schedule="cosine")
+
+
+def test_checkpoint_name_settings():
+    from unger.pipelines.generative.nodes import checkpoint_trajectory
+
+    constant = checkpoint_trajectory(TrainConfig())
+    assert "lr_schedule" not in constant and "max_steps" not in constant and "lr" in constant
+    cosine = checkpoint_trajectory(TrainConfig(lr_schedule="cosine"))
+    assert cosine["lr_schedule"] == "cosine" and cosine["max_steps"] == TrainConfig().max_steps
 
 
 def test_training_reduces_loss(data, interactions):

@@ -167,11 +167,13 @@ def save_checkpoint(path: Path, model, optimizer, step: int, selection: Selectio
 
 def load_checkpoint(path: Path, config: dict, train_config, trajectory_fields) -> dict:
     """Load a ``save_checkpoint`` file and refuse it when it was made with another model ``config`` or
-    another value of one of the ``trajectory_fields`` of ``train_config``."""
+    another value of one of the ``trajectory_fields`` of ``train_config`` (a field that an older
+    checkpoint lacks counts as the field's default)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt["config"] != config:
         raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['config']}")
-    changed = [k for k in trajectory_fields if ckpt["train_config"][k] != getattr(train_config, k)]
+    saved = ckpt["train_config"]
+    changed = [k for k in trajectory_fields if saved.get(k, getattr(type(train_config), k)) != getattr(train_config, k)]
     if changed:
         raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
     last = stop_step(ckpt["history"], train_config.select_metric, train_config.patience, train_config.max_steps)

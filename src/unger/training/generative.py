@@ -1,4 +1,4 @@
-"""Stage II training loop: Adam with linear warmup, periodic beam-search validation, resumable checkpoints.
+"""Stage II training loop: Adam with linear warmup (then constant or cosine), periodic beam-search validation, resumable checkpoints.
 
 Reproducibility: the batch of update ``s`` is a fixed function of (seed, s): epoch ``e`` uses the
 permutation drawn from a generator seeded with (seed, e), and the IKD negatives of update ``s``
@@ -10,6 +10,7 @@ state is left untouched (``torch.random.fork_rng``).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ LogMetric = Callable[[str, float, int], None]
 Evaluate = Callable[..., dict]
 
 # Train-config fields that shape the optimisation trajectory; a resumed run must agree on them.
-_TRAJECTORY_FIELDS = ("lr", "warmup_steps", "warmup_init_lr", "batch_size", "weight_decay", "seed")
+_TRAJECTORY_FIELDS = ("lr", "warmup_steps", "warmup_init_lr", "lr_schedule", "batch_size", "weight_decay", "seed")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class TrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 2000  # linear from warmup_init_lr to lr over these updates, then constant
     warmup_init_lr: float = 1e-7
+    # after warmup: "constant" (the paper) or "cosine" (down to 0 at max_steps; not in the paper)
+    lr_schedule: str = "constant"
     batch_size: int = 256
     max_steps: int = 20000
     weight_decay: float = 1e-7
@@ -64,15 +68,26 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0 or self.warmup_init_lr < 0 or self.weight_decay < 0:
             raise ValueError("lr must be > 0, warmup_init_lr and weight_decay >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.select_metric not in {f"{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)}:
             raise ValueError(f"select_metric must be recall@k or ndcg@k for k in 5, 10, 20, got {self.select_metric!r}")
 
 
-def warmup_lr(step: int, cfg: TrainConfig) -> float:
-    """Learning rate of update ``step`` (1-based): linear warmup, then constant (no decay in the paper)."""
-    if cfg.warmup_steps == 0 or step >= cfg.warmup_steps:
+def trajectory_fields(cfg: TrainConfig) -> tuple[str, ...]:
+    """Train settings a resumed run must share; a cosine schedule's length is one of them."""
+    return _TRAJECTORY_FIELDS + (("max_steps",) if cfg.lr_schedule == "cosine" else ())
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of update ``step`` (1-based): linear warmup from ``warmup_init_lr`` to ``lr``, then
+    constant (the paper) or a cosine from ``lr`` down to 0 at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.warmup_init_lr + (cfg.lr - cfg.warmup_init_lr) * step / cfg.warmup_steps
+    if cfg.lr_schedule == "constant" or cfg.max_steps <= cfg.warmup_steps:
         return cfg.lr
-    return cfg.warmup_init_lr + (cfg.lr - cfg.warmup_init_lr) * step / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / (cfg.max_steps - cfg.warmup_steps))
+    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * progress))
 
 
 def evaluate_generative(model, histories, targets, trie, beam_size: int, batch_size: int, device) -> dict:
@@ -145,7 +160,7 @@ def train_generative(
         optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay)
         step, selection = 0, Selection(cfg.select_metric, cfg.patience)
         if path is not None and path.exists():
-            ckpt = load_checkpoint(path, model.config.to_dict(), cfg, _TRAJECTORY_FIELDS)
+            ckpt = load_checkpoint(path, model.config.to_dict(), cfg, trajectory_fields(cfg))
             step = resume(ckpt, model, optimizer, selection, device)
 
         model.train()
@@ -156,7 +171,7 @@ def train_generative(
             t0 = time.perf_counter()
             idx = order.batch(step)
             step += 1
-            lr = warmup_lr(step, cfg)
+            lr = learning_rate(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch_targets = targets[idx]

@@ -16,6 +16,20 @@ from unger.params import RuntimeParams, parse_generative
 log = logging.getLogger(__name__)
 
 RESUMABLE_TRAIN_FIELDS = ("max_steps", "patience", "log_every", "eval_batch_size", "eval_every", "eval_users", "eval_beam")
+# Settings added after checkpoints were written: named only when set away from these values, so that the
+# older checkpoints keep their names and resume.
+_NAMED_WHEN_NOT = {"lr_schedule": "constant"}
+
+
+def checkpoint_trajectory(train_config) -> dict[str, Any]:
+    """The train settings that name a Stage II checkpoint: those that shape the weight trajectory.
+
+    Left out: settings a run can change and still resume (``RESUMABLE_TRAIN_FIELDS``; ``max_steps``
+    only while the learning rate does not depend on it) and later settings at their old behaviour.
+    """
+    resumable = set(RESUMABLE_TRAIN_FIELDS) - ({"max_steps"} if train_config.lr_schedule == "cosine" else set())
+    return {k: v for k, v in train_config.__dict__.items()
+            if k not in resumable and not (k in _NAMED_WHEN_NOT and _NAMED_WHEN_NOT[k] == v)}
 
 
 def train_stage_two(
@@ -46,8 +60,7 @@ def train_stage_two(
     model_config, train_config = parse_generative(params, item_codes, integrated_embeddings)
     # Settings that do not change the weight trajectory stay out of the checkpoint name, so a run can be
     # extended (max_steps) or evaluated differently and still resume.
-    trajectory = {k: v for k, v in train_config.__dict__.items() if k not in RESUMABLE_TRAIN_FIELDS}
-    key = fingerprint(model_config.to_dict(), trajectory, item_codes, integrated_embeddings,
+    key = fingerprint(model_config.to_dict(), checkpoint_trajectory(train_config), item_codes, integrated_embeddings,
                       train_sequences, valid_samples)
     checkpoint = Path(rt.checkpoint_dir) / f"generative-{key}.pt"
     start = time.perf_counter()
