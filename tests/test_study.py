@@ -137,10 +137,13 @@ def test_report_means_stds_and_goal_verdicts():
         "unger": {"paper": {"recall@10": 0.1, "recall@20": 0.1, "ndcg@10": 0.05, "ndcg@20": 0.06}},
         "sasrec_ce": {"kind": "sasrec"},
         "layers_1": {"group": "figure6", "x": 1, "seeds": [1]},
+        "tuned_a": {"group": "tuning", "label": "A", "seeds": [1]},
+        "tuned_b": {"group": "tuning", "label": "B", "seeds": [1]},
     }, "sweep_defaults": {"figure6": 4}}
     experiments = parse_experiments(study)
     records = {"unger_s1": _record("unger_s1", 1, 0.050), "unger_s2": _record("unger_s2", 2, 0.060),
-               "sasrec_ce_s1": _record("sasrec_ce_s1", 1, 0.040), "sasrec_ce_s2": None, "layers_1_s1": None}
+               "sasrec_ce_s1": _record("sasrec_ce_s1", 1, 0.040), "sasrec_ce_s2": None, "layers_1_s1": None,
+               "tuned_a_s1": _record("tuned_a_s1", 1, 0.041), "tuned_b_s1": _record("tuned_b_s1", 1, 0.030)}
     summary = summarize(experiments, records)
     unger = summary["json"]["unger"]
     assert unger["ndcg@10"] == pytest.approx(0.055) and unger["std"]["ndcg@10"] == pytest.approx(0.00707107, rel=1e-5)
@@ -149,6 +152,10 @@ def test_report_means_stds_and_goal_verdicts():
     assert "0.0550 ± 0.0071" in text
     assert "+10.0%; meets the +5% goal" in text  # 0.055 vs the paper's 0.05
     assert "+37.5%; meets the +5% goal" in text  # vs SASRec-CE 0.040
+    # The best variant beyond the paper's settings is checked too, with its seed count.
+    best = "- Best variant beyond the paper's settings (A, 1/1 seeds): test NDCG@10 0.0410 vs "
+    assert best + "the paper's UNGER 0.0500: -18.0%; does NOT meet" in text
+    assert best + "our SASRec-CE 0.0400: +2.5%; does NOT meet" in text and "(B, " not in text
     # Paired with unger at the same seed (seed 1: 0.050), not with unger's two-seed mean (0.055).
     assert summary["json"]["sasrec_ce"]["ndcg@10_vs_unger_same_seeds"] == pytest.approx(-0.2)
     assert "| sasrec_ce | 1/2 | 0.0800 | 0.1200 | 0.0400 | 0.0480 | -20.0% | - |" in text
