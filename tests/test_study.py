@@ -169,6 +169,10 @@ def test_settings_fingerprint_ignores_seeds_and_labels_only():
     other_seed = {"generative": {"lr": 0.001, "seed": 2}, "fusion_variants.main": {"label": "unger_s2"}}
     other_lr = {"generative": {"lr": 0.002, "seed": 1}, "fusion_variants.main": {"label": "unger_s1"}}
     assert settings_fingerprint(base) == settings_fingerprint(other_seed) != settings_fingerprint(other_lr)
+    # A setting added later, at the value that behaves as before it existed, is not a change of settings.
+    added = {**base, "generative": {**base["generative"], "lr_schedule": "constant"}}
+    cosine = {**base, "generative": {**base["generative"], "lr_schedule": "cosine"}}
+    assert settings_fingerprint(added) == settings_fingerprint(base) != settings_fingerprint(cosine)
 
 
 def test_report_flags_seeds_run_under_different_settings():

@@ -14,6 +14,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 
+# Settings added after runs and checkpoints were recorded, each with the value that behaves as the code
+# did before it existed. At that value a setting is left out of checkpoint names and of a study record's
+# settings fingerprint, so adding it neither orphans checkpoints nor makes old and new seeds look different.
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {"generative": {"lr_schedule": "constant"}}
+
+
+def without_added_defaults(group: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of ``group`` less the ``ADDED_SETTINGS`` that are at their old behaviour."""
+    added = ADDED_SETTINGS.get(group, {})
+    return {k: v for k, v in values.items() if not (k in added and added[k] == v)}
+
+
 class Params(BaseModel):
     """Base: unknown keys are errors, so a typo in YAML or ``--params`` never passes silently."""
 

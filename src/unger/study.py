@@ -93,8 +93,13 @@ def study_overrides(study: dict) -> dict:
 
 
 def settings_fingerprint(params: dict) -> str:
-    """A short hash of a run's parameter groups with every ``seed`` and ``run_label`` removed: equal for
-    the seeds of one experiment made under the same settings, different once a default changes."""
+    """A short hash of a run's parameter groups with every ``seed`` and ``run_label`` removed (and the
+    ``ADDED_SETTINGS`` at their old behaviour): equal for the seeds of one experiment made under the same
+    settings, different once a default changes."""
+    from unger.params import without_added_defaults
+
+    params = {group: without_added_defaults(group, values) if isinstance(values, dict) else values
+              for group, values in params.items()}
 
     def strip(value):
         if isinstance(value, dict):

@@ -11,25 +11,22 @@ import numpy as np
 import pandas as pd
 
 from unger import tracking
-from unger.params import RuntimeParams, parse_generative
+from unger.params import RuntimeParams, parse_generative, without_added_defaults
 
 log = logging.getLogger(__name__)
 
 RESUMABLE_TRAIN_FIELDS = ("max_steps", "patience", "log_every", "eval_batch_size", "eval_every", "eval_users", "eval_beam")
-# Settings added after checkpoints were written: named only when set away from these values, so that the
-# older checkpoints keep their names and resume.
-_NAMED_WHEN_NOT = {"lr_schedule": "constant"}
 
 
 def checkpoint_trajectory(train_config) -> dict[str, Any]:
     """The train settings that name a Stage II checkpoint: those that shape the weight trajectory.
 
     Left out: settings a run can change and still resume (``RESUMABLE_TRAIN_FIELDS``; ``max_steps``
-    only while the learning rate does not depend on it) and later settings at their old behaviour.
+    only while the learning rate does not depend on it) and settings added later at their old behaviour (``ADDED_SETTINGS``).
     """
     resumable = set(RESUMABLE_TRAIN_FIELDS) - ({"max_steps"} if train_config.lr_schedule == "cosine" else set())
-    return {k: v for k, v in train_config.__dict__.items()
-            if k not in resumable and not (k in _NAMED_WHEN_NOT and _NAMED_WHEN_NOT[k] == v)}
+    named = {k: v for k, v in train_config.__dict__.items() if k not in resumable}
+    return without_added_defaults("generative", named)
 
 
 def train_stage_two(
