@@ -192,3 +192,11 @@ def test_report_flags_seeds_run_under_different_settings():
     assert "- `unger`: runs made under different settings" in text
     records["unger_s3"]["settings_fingerprint"] = "aaaaaaaaaaaa"
     assert summarize(experiments, records)["json"]["unger"]["note"] == ""
+    # Where records carry their parameters, the fingerprint is recomputed from them: a stored one made
+    # before the fingerprint ignored an added setting at its old value does not split the seeds.
+    for s, generative in ((1, {"lr": 0.001}), (2, {"lr": 0.001, "lr_schedule": "constant"}), (3, {"lr": 0.001})):
+        records[f"unger_s{s}"]["params"] = {"generative": {**generative, "seed": s}}
+    records["unger_s2"]["settings_fingerprint"] = "cccccccccccc"
+    assert summarize(experiments, records)["json"]["unger"]["note"] == ""
+    records["unger_s3"]["params"]["generative"]["lr"] = 0.002
+    assert "runs made under different settings" in summarize(experiments, records)["json"]["unger"]["note"]

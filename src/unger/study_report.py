@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from unger.study import Experiment
+from unger.study import Experiment, settings_fingerprint
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 TABLES = {
@@ -84,15 +84,21 @@ def _provenance(exp: Experiment, done: list[dict], missing: list[str]) -> dict[s
         "group": exp.group,
         "label": exp.label,
         "paper": exp.paper or None,
-        "settings": {r["run"]: r.get("settings_fingerprint") for r in done},
+        "settings": {r["run"]: run_settings(r) for r in done},
         "note": "; ".join(n for n in (_settings_note(done), f"seeds not run yet: {missing}" if missing else "") if n),
     }
+
+
+def run_settings(record: dict) -> str | None:
+    """A record's settings fingerprint, recomputed from its recorded parameters where it has them (so
+    records stay comparable when the fingerprint learns to ignore something); None for older records."""
+    return settings_fingerprint(record["params"]) if "params" in record else record.get("settings_fingerprint")
 
 
 def _settings_note(done: list[dict]) -> str:
     """Says when the seeds of one experiment were not all run with the same parameters (or some runs
     predate the recorded parameters), so a mean over them is not one configuration's."""
-    prints = {r["run"]: r.get("settings_fingerprint") for r in done}
+    prints = {r["run"]: run_settings(r) for r in done}
     known = {p for p in prints.values() if p}
     unknown = sorted(run for run, p in prints.items() if not p)
     if len(known) > 1:
@@ -265,7 +271,7 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
         for r in entry["runs"]:
             note = r.get("note") or ("record reconstructed from an earlier docs/results.json" if r.get("reconstructed") else "")
             lines.append(f"| {r['run']} | {_machine(r)} | {r['finished_at']} | {r['git_commit']} | "
-                         f"{r.get('settings_fingerprint') or '-'} | {note} |")
+                         f"{run_settings(r) or '-'} | {note} |")
     settings_notes = {name: _settings_note(e["runs"]) for name, e in summary["experiments"].items()}
     mixed = [f"- `{name}`: {note}" for name, note in settings_notes.items() if note]
     if mixed:
