@@ -52,6 +52,18 @@ def test_bad_study_specs_name_the_experiment_and_key(spec, message):
         parse_experiments(spec)
 
 
+def test_runs_that_would_share_a_stage_one_checkpoint_with_other_lengths_are_errors():
+    params = {"fusion": {"max_steps": 3000, "seed": 1}, "runtime": {"checkpoint_dir": "ckpt", "seed": 1},
+              "study": {"seeds": [1], "experiments": {"a": {}, "long": {"overrides": {"fusion": {"max_steps": 9000}}}}}}
+    with pytest.raises(ValueError, match=r"a_s1 \(fusion.max_steps=3000\) and long_s1 \(fusion.max_steps=9000\)"):
+        expand_study(params)
+    params["study"]["experiments"]["long"]["overrides"]["runtime"] = {"checkpoint_dir": "ckpt-long"}
+    assert expand_study(params)["long_s1"]["runtime"]["checkpoint_dir"] == "ckpt-long"
+    del params["study"]["experiments"]["long"]["overrides"]["runtime"]
+    params["study"]["experiments"]["long"]["seeds"] = [2]  # another seed: another checkpoint
+    assert expand_study(params)["long_s2"]["fusion"]["max_steps"] == 9000
+
+
 def test_study_wide_overrides_of_unknown_groups_are_errors():
     with pytest.raises(ValueError, match=r"study.overrides: unknown group\(s\) \['genrative'\]"):
         expand_study({"study": {"seeds": [1], "overrides": {"genrative": {}}, "experiments": {"a": {}}}})

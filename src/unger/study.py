@@ -136,7 +136,26 @@ def expand_study(params: dict) -> dict:
             run["meta"] = {"run": name, "experiment": exp.name, "kind": exp.kind, "seed": seed}
             # Values given for the run itself (``--params=unger_s2024.generative.lr=...``) win.
             out[name] = _deep_merge(run, params.get(name) or {})
+    _check_stage_one_folders({run_name(e.name, s): out[run_name(e.name, s)] for e in experiments for s in e.seeds})
     return out
+
+
+def _check_stage_one_folders(runs: dict[str, dict]) -> None:
+    """Refuse runs that would share a Stage I checkpoint file with different ``fusion.max_steps``.
+
+    Stage I checkpoints are named without ``max_steps`` (so a run can be extended); two such runs in one
+    ``runtime.checkpoint_dir`` would extend or refuse each other's checkpoint, depending on their order.
+    """
+    seen: dict[str, tuple[str, Any]] = {}
+    for name, run in runs.items():
+        fusion = {k: v for k, v in run["fusion"].items() if k != "max_steps"}
+        key = json.dumps([run["runtime"].get("checkpoint_dir"), fusion, run["semantic"]], sort_keys=True, default=str)
+        steps = run["fusion"].get("max_steps")
+        other, other_steps = seen.setdefault(key, (name, steps))
+        if other_steps != steps:
+            raise ValueError(f"study runs {other} (fusion.max_steps={other_steps}) and {name} (fusion.max_steps="
+                             f"{steps}) would share one Stage I checkpoint; give one of them its own "
+                             "runtime.checkpoint_dir in its overrides")
 
 
 def load_experiments(conf_source: str | Path = "conf") -> list[Experiment]:
