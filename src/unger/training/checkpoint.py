@@ -173,7 +173,8 @@ def load_checkpoint(path: Path, config: dict, train_config, trajectory_fields) -
     if ckpt["config"] != config:
         raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['config']}")
     saved = ckpt["train_config"]
-    changed = [k for k in trajectory_fields if saved.get(k, getattr(type(train_config), k)) != getattr(train_config, k)]
+    changed = [k for k in trajectory_fields
+               if (saved[k] if k in saved else getattr(type(train_config), k)) != getattr(train_config, k)]
     if changed:
         raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
     last = stop_step(ckpt["history"], train_config.select_metric, train_config.patience, train_config.max_steps)
