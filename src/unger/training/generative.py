@@ -1,4 +1,5 @@
-"""Stage II training loop: Adam with linear warmup (then constant or cosine), periodic beam-search validation, resumable checkpoints.
+"""Stage II training loop: Adam with linear warmup (then constant or cosine), periodic beam-search
+validation, resumable checkpoints.
 
 Reproducibility: the batch of update ``s`` is a fixed function of (seed, s): epoch ``e`` uses the
 permutation drawn from a generator seeded with (seed, e), and the IKD negatives of update ``s``

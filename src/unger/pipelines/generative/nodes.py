@@ -22,7 +22,8 @@ def checkpoint_trajectory(train_config) -> dict[str, Any]:
     """The train settings that name a Stage II checkpoint: those that shape the weight trajectory.
 
     Left out: settings a run can change and still resume (``RESUMABLE_TRAIN_FIELDS``; ``max_steps``
-    only while the learning rate does not depend on it) and settings added later at their old behaviour (``ADDED_SETTINGS``).
+    only while the learning rate does not depend on it) and settings added later at their old behaviour
+    (``ADDED_SETTINGS``).
     """
     resumable = set(RESUMABLE_TRAIN_FIELDS) - ({"max_steps"} if train_config.lr_schedule == "cosine" else set())
     named = {k: v for k, v in train_config.__dict__.items() if k not in resumable}
