@@ -25,7 +25,9 @@ def checkpoint_trajectory(train_config) -> dict[str, Any]:
     only while the learning rate does not depend on it) and settings added later at their old behaviour
     (``ADDED_SETTINGS``).
     """
-    resumable = set(RESUMABLE_TRAIN_FIELDS) - ({"max_steps"} if train_config.lr_schedule == "cosine" else set())
+    from unger.training.generative import trajectory_fields
+
+    resumable = set(RESUMABLE_TRAIN_FIELDS) - set(trajectory_fields(train_config))
     named = {k: v for k, v in train_config.__dict__.items() if k not in resumable}
     return without_added_defaults("generative", named)
 
