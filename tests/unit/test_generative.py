@@ -230,6 +230,8 @@ def test_resume_gives_identical_weights(data, interactions, tmp_path):
     assert a["history"] == b["history"] and a["step"] == b["step"] == 8
     with pytest.raises(ValueError, match="other training settings"):
         _train(data, interactions, 12, part, lr=5e-4)
+    with pytest.raises(ValueError, match="select_metric"):  # its best-so-far was chosen on another metric
+        _train(data, interactions, 12, part, select_metric="ndcg@10")
 
 
 def test_cosine_run_resumes_only_with_its_length(data, interactions, tmp_path):
@@ -255,9 +257,12 @@ def test_checkpoint_without_lr_schedule_resumes_as_constant(data, interactions, 
 
 def test_checkpoint_name_settings():
     from unger.pipelines.generative.nodes import checkpoint_trajectory
+    from unger.training.generative import trajectory_fields
 
     constant = checkpoint_trajectory(TrainConfig())
     assert "lr_schedule" not in constant and "max_steps" not in constant and "lr" in constant
+    # the name and the resume check read one list (less the settings added at their old value)
+    assert set(constant) == set(trajectory_fields(TrainConfig())) - {"lr_schedule"}
     cosine = checkpoint_trajectory(TrainConfig(lr_schedule="cosine"))
     assert cosine["lr_schedule"] == "cosine" and cosine["max_steps"] == TrainConfig().max_steps
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -32,8 +32,9 @@ LogMetric = Callable[[str, float, int], None]
 # evaluate(model, histories, targets, beam_size, batch_size, device) -> validation metrics
 Evaluate = Callable[..., dict]
 
-# Train-config fields that shape the optimisation trajectory; a resumed run must agree on them.
-_TRAJECTORY_FIELDS = ("lr", "warmup_steps", "warmup_init_lr", "lr_schedule", "batch_size", "weight_decay", "seed")
+# Train-config fields a run may change and still resume: its length (while the learning rate does not
+# depend on it), early stopping, logging and how validation is run. Every other field is trajectory.
+RESUMABLE_FIELDS = ("max_steps", "patience", "log_every", "eval_batch_size", "eval_every", "eval_users", "eval_beam")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -76,8 +77,10 @@ class TrainConfig:
 
 
 def trajectory_fields(cfg: TrainConfig) -> tuple[str, ...]:
-    """Train settings a resumed run must share; a cosine schedule's length is one of them."""
-    return _TRAJECTORY_FIELDS + (("max_steps",) if cfg.lr_schedule == "cosine" else ())
+    """Train settings that shape the weights and the checkpoint choice: a resumed run must share them and
+    they name its checkpoint. All fields but ``RESUMABLE_FIELDS``; a cosine schedule's length is one."""
+    resumable = set(RESUMABLE_FIELDS) - ({"max_steps"} if cfg.lr_schedule == "cosine" else set())
+    return tuple(f.name for f in fields(cfg) if f.name not in resumable)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:

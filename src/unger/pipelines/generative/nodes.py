@@ -15,20 +15,16 @@ from unger.params import RuntimeParams, parse_generative, without_added_defaults
 
 log = logging.getLogger(__name__)
 
-RESUMABLE_TRAIN_FIELDS = ("max_steps", "patience", "log_every", "eval_batch_size", "eval_every", "eval_users", "eval_beam")
-
 
 def checkpoint_trajectory(train_config) -> dict[str, Any]:
     """The train settings that name a Stage II checkpoint: those that shape the weight trajectory.
 
-    Left out: settings a run can change and still resume (``RESUMABLE_TRAIN_FIELDS``; ``max_steps``
-    only while the learning rate does not depend on it) and settings added later at their old behaviour
-    (``ADDED_SETTINGS``).
+    Left out: settings a run can change and still resume (``training.generative.RESUMABLE_FIELDS``)
+    and settings added later at their old behaviour (``ADDED_SETTINGS``).
     """
     from unger.training.generative import trajectory_fields
 
-    resumable = set(RESUMABLE_TRAIN_FIELDS) - set(trajectory_fields(train_config))
-    named = {k: v for k, v in train_config.__dict__.items() if k not in resumable}
+    named = {k: getattr(train_config, k) for k in trajectory_fields(train_config)}
     return without_added_defaults("generative", named)
 
 
