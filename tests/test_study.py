@@ -212,3 +212,20 @@ def test_report_flags_seeds_run_under_different_settings():
     assert summarize(experiments, records)["json"]["unger"]["note"] == ""
     records["unger_s3"]["params"]["generative"]["lr"] = 0.002
     assert "runs made under different settings" in summarize(experiments, records)["json"]["unger"]["note"]
+
+
+def test_figure_2_section_quotes_the_speed_benchmark():
+    from unger.study_report import render_markdown, summarize
+
+    study = {"seeds": [1], "experiments": {"unger": {}, "eager": {"kind": "eager"}}}
+    experiments = parse_experiments(study)
+    summary = summarize(experiments, {"unger_s1": _record("unger_s1", 1, 0.05), "eager_s1": None})
+    assert "From the speed benchmark" not in render_markdown(experiments, summary, study, "")
+    bench = {"CPU X x2": {"date": "2026-11-26", "git_commit": "abc", "device": "cpu", "dual_code": {
+        "users": 2000, "beam_size": 100, "top_k": 20, "unified_ms_per_user": 1.41, "dual_ms_per_user": 2.76,
+        "dual_over_unified": 2.76 / 1.41}}, "GPU Y": {"date": "2026-11-27", "git_commit": "def", "device": "cuda"}}
+    text = render_markdown(experiments, summary, study, "", bench)
+    assert "No `unger` and `eager` study runs timed on the same machine yet." in text
+    assert ("- CPU X x2, 2026-11-26, commit abc, device cpu: unified 1.41 vs dual 2.76 ms/user (2000 users, beam 100, "
+            "top 20): dual / unified 1.96x (paper: 2.8x).") in text
+    assert "GPU Y" not in text  # a machine whose benchmark did not time the dual model

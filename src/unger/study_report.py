@@ -230,7 +230,10 @@ def _goal_lines(summary: dict) -> list[str]:
     return lines
 
 
-def render_markdown(experiments: list[Experiment], summary: dict, study: dict, notes: str) -> str:
+def render_markdown(experiments: list[Experiment], summary: dict, study: dict, notes: str,
+                    benchmarks: dict | None = None) -> str:
+    """docs/results.md; ``benchmarks`` (docs/benchmarks.json, per machine) adds the speed benchmark's
+    unified-vs-dual decoding time to the Figure 2 section."""
     lines = [
         "# Results",
         "",
@@ -263,7 +266,7 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
             lines.append(f"| {x} | {name} | {n} | " + " | ".join(f"{mean[m]:.4f}" for m in METRICS) + " |")
         lines.append("")
     lines += ["## Stage I's DIN alone (not in the paper)", "", *_stage_one_lines(summary), ""]
-    lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), ""]
+    lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), *_benchmark_speed_lines(benchmarks), ""]
     lines += ["## Runs", "", "`settings`: a hash of the run's parameters without its seed (`-`: made before records",
               "kept them); seeds of one experiment with different hashes were not run under the same settings.", "",
               "| run | machine | finished | commit | settings | note |", "|---|---|---|---|---|---|"]
@@ -314,8 +317,7 @@ def _speed_lines(summary: dict) -> list[str]:
                 timed.setdefault(_machine(r), {}).setdefault(name, []).append(r)
     pairs = {machine: runs for machine, runs in timed.items() if len(runs) == 2}
     if not pairs:
-        return ["Needs timed `unger` and `eager` runs on the same machine (the benchmark, docs/benchmarks.md, "
-                "also measures it)."]
+        return ["No `unger` and `eager` study runs timed on the same machine yet."]
     out = ["| machine | model | runs | ms/user (test decoding) | beam | top-k | device |", "|---|---|---|---|---|---|---|"]
     for machine, runs in pairs.items():
         ms = {}
@@ -324,6 +326,21 @@ def _speed_lines(summary: dict) -> list[str]:
             d = runs[name][0]["test_decoding"]
             out.append(f"| {machine} | {name} | {len(runs[name])} | {ms[name]:.2f} | {d['beam_size']} | {d['top_k']} | {d['device']} |")
         out.append(f"\n{machine}: dual / unified {ms['eager'] / ms['unger']:.2f}x (paper: 2.8x).\n")
+    return out
+
+
+def _benchmark_speed_lines(benchmarks: dict | None) -> list[str]:
+    """The speed benchmark's unified-vs-dual timing, one line per machine that measured it."""
+    measured = {m: e for m, e in (benchmarks or {}).items() if e.get("dual_code")}
+    if not measured:
+        return []
+    out = ["", "From the speed benchmark (`python -m unger.bench`, docs/benchmarks.md): both models decode the same",
+           "test users at the same beam and top-k; the dual model has untrained weights, so this is cost, not quality.", ""]
+    for machine, e in measured.items():
+        d = e["dual_code"]
+        out.append(f"- {machine}, {e['date']}, commit {e['git_commit']}, device {e['device']}: unified "
+                   f"{d['unified_ms_per_user']:.2f} vs dual {d['dual_ms_per_user']:.2f} ms/user ({d['users']} users, beam "
+                   f"{d['beam_size']}, top {d['top_k']}): dual / unified {d['dual_over_unified']:.2f}x (paper: 2.8x).")
     return out
 
 

@@ -76,7 +76,7 @@ def create_report_pipeline(experiments: list[Experiment]) -> Pipeline:
         [
             Node(
                 nodes.write_study_report,
-                inputs={"study": "params:study", "notes": "study_notes", **records},
+                inputs={"study": "params:study", "notes": "study_notes", "benchmarks": "speed_benchmarks", **records},
                 outputs=["study_results_md", "study_results_json", "study_figures"],
                 name="write_study_report_node",
             )
