@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 # Settings added after runs and checkpoints were recorded, each with the value that behaves as the code
 # did before it existed. At that value a setting is left out of checkpoint names and of a study record's
 # settings fingerprint, so adding it neither orphans checkpoints nor makes old and new seeds look different.
-ADDED_SETTINGS: dict[str, dict[str, Any]] = {"generative": {"lr_schedule": "constant"}}
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {"generative": {"lr_schedule": "constant", "head_dim": None}}
 
 
 def without_added_defaults(group: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,9 @@ class GenerativeConfig:
     d_model: int = 96
     ffn_dim: int = 256
     n_heads: int = 6
+    # width of one attention head; None = d_model / n_heads. T5-style models (TIGER's) keep it at 64
+    # whatever d_model is, which widens attention to n_heads * head_dim inside a narrow model.
+    head_dim: int | None = None
     encoder_layers: int = 1
     decoder_layers: int = 4
     dropout: float = 0.0
@@ -54,8 +57,10 @@ class GenerativeConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.head_dim is None and self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads} (or set head_dim)")
+        if self.head_dim is not None and self.head_dim < 1:
+            raise ValueError(f"head_dim must be >= 1, got {self.head_dim}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.activation not in _ACTIVATIONS:
@@ -117,14 +122,16 @@ class Attention(nn.Module):
     def __init__(self, cfg: GenerativeConfig):
         super().__init__()
         self.n_heads = cfg.n_heads
-        self.q_proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.kv_proj = nn.Linear(cfg.d_model, 2 * cfg.d_model)
-        self.out_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.head_dim = cfg.head_dim or cfg.d_model // cfg.n_heads
+        inner = self.n_heads * self.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, inner)
+        self.kv_proj = nn.Linear(cfg.d_model, 2 * inner)
+        self.out_proj = nn.Linear(inner, cfg.d_model)
         self.dropout = cfg.dropout
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+        b, t, _ = x.shape
+        return x.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
 
     def project_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S, d) -> keys and values, each (B, heads, S, d_head)."""

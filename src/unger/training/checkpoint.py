@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -165,16 +165,22 @@ def save_checkpoint(path: Path, model, optimizer, step: int, selection: Selectio
     save_atomic(payload, path)
 
 
-def load_checkpoint(path: Path, config: dict, train_config, trajectory_fields) -> dict:
-    """Load a ``save_checkpoint`` file and refuse it when it was made with another model ``config`` or
-    another value of one of the ``trajectory_fields`` of ``train_config`` (a field that an older
-    checkpoint lacks counts as the field's default)."""
+def _changed(saved: dict, config, names) -> list[str]:
+    """Fields of the dataclass ``config`` among ``names`` whose value differs from ``saved``; a field an
+    older checkpoint lacks counts as its default (fields are added at the value that behaves as before)."""
+    return [k for k in names if (saved[k] if k in saved else getattr(type(config), k)) != getattr(config, k)]
+
+
+def load_checkpoint(path: Path, config, train_config, trajectory_fields) -> dict:
+    """Load a ``save_checkpoint`` file and refuse it when it was made with another model ``config`` (a
+    dataclass) or another value of one of the ``trajectory_fields`` of ``train_config``."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt["config"] != config:
-        raise ValueError(f"checkpoint {path} was made with another model config: {ckpt['config']}")
-    saved = ckpt["train_config"]
-    changed = [k for k in trajectory_fields
-               if (saved[k] if k in saved else getattr(type(train_config), k)) != getattr(train_config, k)]
+    current = asdict(config)
+    changed = _changed(ckpt["config"], config, current) + [k for k in ckpt["config"] if k not in current]
+    if changed:
+        raise ValueError(f"checkpoint {path} was made with another model config: {changed} "
+                         f"(checkpoint: {ckpt['config']})")
+    changed = _changed(ckpt["train_config"], train_config, trajectory_fields)
     if changed:
         raise ValueError(f"checkpoint {path} was made with other training settings: {changed}")
     last = stop_step(ckpt["history"], train_config.select_metric, train_config.patience, train_config.max_steps)

@@ -164,7 +164,7 @@ def train_generative(
         optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay)
         step, selection = 0, Selection(cfg.select_metric, cfg.patience)
         if path is not None and path.exists():
-            ckpt = load_checkpoint(path, model.config.to_dict(), cfg, trajectory_fields(cfg))
+            ckpt = load_checkpoint(path, model.config, cfg, trajectory_fields(cfg))
             step = resume(ckpt, model, optimizer, selection, device)
 
         model.train()

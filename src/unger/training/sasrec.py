@@ -181,7 +181,7 @@ def train_sasrec(
         optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay)
         step, selection = 0, Selection(cfg.select_metric, cfg.patience)
         if path is not None and path.exists():
-            ckpt = load_checkpoint(path, model_config.to_dict(), cfg, _TRAJECTORY_FIELDS)
+            ckpt = load_checkpoint(path, model_config, cfg, _TRAJECTORY_FIELDS)
             if ckpt["num_items"] != num_items:
                 raise ValueError(f"checkpoint {path} was made for {ckpt['num_items']} items, not {num_items}")
             step = resume(ckpt, model, optimizer, selection, device)

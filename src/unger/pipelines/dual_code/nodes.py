@@ -13,7 +13,7 @@ import pandas as pd
 
 from unger import tracking
 from unger.params import EvaluationParams, RuntimeParams, parse_generative
-from unger.pipelines.generative.nodes import checkpoint_trajectory
+from unger.pipelines.generative.nodes import checkpoint_model_config, checkpoint_trajectory
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def train_dual_code_model(
     # One codebook size for both streams; the code lengths may differ (each stream keeps its own).
     K = int(max(semantic_item_codes[1:].max(), collaborative_item_codes[1:].max())) + 1
     model_config = dataclasses.replace(model_config, use_distillation=False, num_levels=None, codebook_size=K)
-    key = fingerprint(model_config.to_dict(), checkpoint_trajectory(train_config), semantic_item_codes,
+    key = fingerprint(checkpoint_model_config(model_config), checkpoint_trajectory(train_config), semantic_item_codes,
                       collaborative_item_codes, train_sequences, valid_samples)
     checkpoint = Path(rt.checkpoint_dir) / f"dual-code-{key}.pt"
     prefix = f"{rt.run_label}.dual_code." if rt.run_label else "dual_code."

@@ -28,6 +28,12 @@ def checkpoint_trajectory(train_config) -> dict[str, Any]:
     return without_added_defaults("generative", named)
 
 
+def checkpoint_model_config(model_config) -> dict[str, Any]:
+    """The model settings that name a Stage II checkpoint: all of them, less those added later at their
+    old behaviour (``ADDED_SETTINGS``), so checkpoints made before a setting existed keep their names."""
+    return without_added_defaults("generative", model_config.to_dict())
+
+
 def train_stage_two(
     train_sequences: pd.DataFrame,
     valid_samples: pd.DataFrame,
@@ -56,8 +62,8 @@ def train_stage_two(
     model_config, train_config = parse_generative(params, item_codes, integrated_embeddings)
     # Settings that do not change the weight trajectory stay out of the checkpoint name, so a run can be
     # extended (max_steps) or evaluated differently and still resume.
-    key = fingerprint(model_config.to_dict(), checkpoint_trajectory(train_config), item_codes, integrated_embeddings,
-                      train_sequences, valid_samples)
+    key = fingerprint(checkpoint_model_config(model_config), checkpoint_trajectory(train_config), item_codes,
+                      integrated_embeddings, train_sequences, valid_samples)
     checkpoint = Path(rt.checkpoint_dir) / f"generative-{key}.pt"
     start = time.perf_counter()
     result = train_generative(
