@@ -84,6 +84,7 @@ def test_stage_two_refuses_a_checkpoint_that_ran_past_this_runs_stop(tmp_path: P
     assert stop_step(history, "ndcg@10", patience=2, max_steps=20000) == 8000  # two evaluations without a gain
     assert stop_step(history, "ndcg@10", patience=3, max_steps=20000) == 20000  # 10,000 improves in time
     assert stop_step(history, "ndcg@10", patience=0, max_steps=6000) == 6000
+    from dataclasses import make_dataclass
     from types import SimpleNamespace
 
     import torch
@@ -92,7 +93,8 @@ def test_stage_two_refuses_a_checkpoint_that_ran_past_this_runs_stop(tmp_path: P
 
     path = tmp_path / "generative-x.pt"
     torch.save({"config": {"d": 1}, "train_config": {"lr": 0.1}, "step": 10000, "history": history}, path)
+    model_config = make_dataclass("ModelConfig", [("d", int, 1)])()
     cfg = SimpleNamespace(lr=0.1, select_metric="ndcg@10", patience=2, max_steps=20000)
     with pytest.raises(ValueError, match="trained 10000 steps, past step 8000"):
-        load_checkpoint(path, {"d": 1}, cfg, ("lr",))
-    assert load_checkpoint(path, {"d": 1}, SimpleNamespace(**{**vars(cfg), "patience": 3}), ("lr",))["step"] == 10000
+        load_checkpoint(path, model_config, cfg, ("lr",))
+    assert load_checkpoint(path, model_config, SimpleNamespace(**{**vars(cfg), "patience": 3}), ("lr",))["step"] == 10000
