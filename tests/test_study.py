@@ -168,6 +168,13 @@ def test_report_means_stds_and_goal_verdicts():
     best = "- Best variant beyond the paper's settings (A, 1/1 seeds): test NDCG@10 0.0410 vs "
     assert best + "the paper's UNGER 0.0500: -18.0%; does NOT meet" in text
     assert best + "our SASRec-CE 0.0400: +2.5%; does NOT meet" in text and "(B, " not in text
+    # A variant with three seeds is the one checked; a better one on fewer seeds is shown as a lead.
+    study["experiments"]["tuned_c"] = {"group": "tuning", "label": "C", "seeds": [1, 2, 3]}
+    for seed, value in ((1, 0.036), (2, 0.037), (3, 0.038)):
+        records[f"tuned_c_s{seed}"] = _record(f"tuned_c_s{seed}", seed, value)
+    text = render_markdown(parse_experiments(study), summarize(parse_experiments(study), records), study, "")
+    assert "- Best variant beyond the paper's settings (C, 3/3 seeds): test NDCG@10 0.0370 vs " in text
+    assert "- Better on fewer seeds, a lead to confirm (A, 1/1 seeds): test NDCG@10 0.0410 vs " in text
     # Paired with unger at the same seed (seed 1: 0.050), not with unger's two-seed mean (0.055).
     assert summary["json"]["sasrec_ce"]["ndcg@10_vs_unger_same_seeds"] == pytest.approx(-0.2)
     assert "| sasrec_ce | 1/2 | 0.0800 | 0.1200 | 0.0400 | 0.0480 | -20.0% | - |" in text

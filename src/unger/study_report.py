@@ -14,6 +14,7 @@ import numpy as np
 from unger.study import Experiment, settings_fingerprint
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+MAIN_SEEDS = 3  # the issue's bar for a main comparison: mean ± std over three seeds
 TABLES = {
     "main": "Main comparison (paper Table 3, Beauty)",
     "table5": "Where the unified code comes from (paper Table 5)",
@@ -200,9 +201,15 @@ def _sweep_seeds(group: str, experiments: list[Experiment]) -> set[int]:
     return seeds or {min(s for e in experiments for s in e.seeds)}
 
 
+def _test_ndcg10(entry: dict) -> float:
+    return entry["test"]["mean"]["ndcg@10"]
+
+
 def _goal_lines(summary: dict) -> list[str]:
     """The issue's goal, checked: test NDCG@10 at least 5% above the paper's UNGER and our SASRec-CE, for
-    unger and for the best finished variant beyond the paper's settings (group ``tuning``)."""
+    unger and for the best finished variant beyond the paper's settings (group ``tuning``): the best of
+    those with ``MAIN_SEEDS`` finished seeds when there is one (a single lucky seed does not displace a
+    three-seed mean), then any better one on fewer seeds, labelled as such."""
     exps = summary["experiments"]
     unger = exps.get("unger", {})
     if "test" not in unger:
@@ -213,9 +220,12 @@ def _goal_lines(summary: dict) -> list[str]:
     tuned = [e for e in exps.values() if e["experiment"].group == "tuning" and "test" in e]
     candidates = [("UNGER", unger)]
     if tuned:
-        best = max(tuned, key=lambda e: e["test"]["mean"]["ndcg@10"])
-        seeds = f"{len(best['runs'])}/{len(best['experiment'].seeds)} seeds"
-        candidates.append((f"Best variant beyond the paper's settings ({best['experiment'].label}, {seeds})", best))
+        best = max([e for e in tuned if len(e["runs"]) >= MAIN_SEEDS] or tuned, key=_test_ndcg10)
+        lead = max(tuned, key=_test_ndcg10)
+        for title, entry in (("Best variant beyond the paper's settings", best),
+                             ("Better on fewer seeds, a lead to confirm", lead))[: 1 + (lead is not best)]:
+            seeds = f"{len(entry['runs'])}/{len(entry['experiment'].seeds)} seeds"
+            candidates.append((f"{title} ({entry['experiment'].label}, {seeds})", entry))
     lines = []
     for name, entry in candidates:
         ours = entry["test"]["mean"]["ndcg@10"]
