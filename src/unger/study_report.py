@@ -222,8 +222,10 @@ def _goal_lines(summary: dict) -> list[str]:
     if tuned:
         best = max([e for e in tuned if len(e["runs"]) >= MAIN_SEEDS] or tuned, key=_test_ndcg10)
         lead = max(tuned, key=_test_ndcg10)
-        for title, entry in (("Best variant beyond the paper's settings", best),
-                             ("Better on fewer seeds, a lead to confirm", lead))[: 1 + (lead is not best)]:
+        shown = [("Best variant beyond the paper's settings", best)]
+        if lead is not best:
+            shown.append(("Better on fewer seeds, a lead to confirm", lead))
+        for title, entry in shown:
             seeds = f"{len(entry['runs'])}/{len(entry['experiment'].seeds)} seeds"
             candidates.append((f"{title} ({entry['experiment'].label}, {seeds})", entry))
     lines = []

@@ -69,4 +69,5 @@ def write_study_report(study: dict[str, Any], notes: str, benchmarks: dict[str, 
     """
     experiments = parse_experiments(study)
     summary = summarize(experiments, records)
-    return render_markdown(experiments, summary, study, notes, benchmarks), summary["json"], render_figures(experiments, summary, study)
+    markdown = render_markdown(experiments, summary, study, notes, benchmarks)
+    return markdown, summary["json"], render_figures(experiments, summary, study)
