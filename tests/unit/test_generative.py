@@ -282,7 +282,7 @@ def test_checkpoint_without_head_dim_resumes_as_default_heads(data, interactions
 
 
 def test_checkpoint_name_settings():
-    from unger.pipelines.generative.nodes import checkpoint_trajectory
+    from unger.pipelines.generative.nodes import checkpoint_model_config, checkpoint_trajectory
     from unger.training.generative import trajectory_fields
 
     constant = checkpoint_trajectory(TrainConfig())
@@ -292,8 +292,6 @@ def test_checkpoint_name_settings():
     cosine = checkpoint_trajectory(TrainConfig(lr_schedule="cosine"))
     assert cosine["lr_schedule"] == "cosine" and cosine["max_steps"] == TrainConfig().max_steps
     # a model setting added later is left out of the name at its old value, kept at any other
-    from unger.pipelines.generative.nodes import checkpoint_model_config
-
     assert "head_dim" not in checkpoint_model_config(GenerativeConfig())
     assert checkpoint_model_config(GenerativeConfig(head_dim=64))["head_dim"] == 64
 
