@@ -259,26 +259,20 @@ def test_cosine_run_resumes_only_with_its_length(data, interactions, tmp_path):
     assert full.final_step == 8
 
 
-def test_checkpoint_without_lr_schedule_resumes_as_constant(data, interactions, tmp_path):
+@pytest.mark.parametrize("group, setting, other, match", [
+    ("train_config", "lr_schedule", {"lr_schedule": "cosine"}, "lr_schedule"),
+    ("config", "head_dim", {"model": {"head_dim": 20}}, r"another model config: \['head_dim'\]"),
+])
+def test_checkpoint_without_an_added_setting_resumes_as_its_default(data, interactions, tmp_path, group, setting,
+                                                                     other, match):
     path = tmp_path / "old.pt"
     _train(data, interactions, 4, path)
     ckpt = torch.load(path, weights_only=True)
-    del ckpt["train_config"]["lr_schedule"]  # as written before the setting existed
+    del ckpt[group][setting]  # as written before the setting existed
     torch.save(ckpt, path)
     assert _train(data, interactions, 8, path).final_step == 8
-    with pytest.raises(ValueError, match="lr_schedule"):
-        _train(data, interactions, 8, path, lr_schedule="cosine")
-
-
-def test_checkpoint_without_head_dim_resumes_as_default_heads(data, interactions, tmp_path):
-    path = tmp_path / "old.pt"
-    _train(data, interactions, 4, path)
-    ckpt = torch.load(path, weights_only=True)
-    del ckpt["config"]["head_dim"]  # as written before the setting existed
-    torch.save(ckpt, path)
-    assert _train(data, interactions, 8, path).final_step == 8
-    with pytest.raises(ValueError, match=r"another model config: \['head_dim'\]"):
-        _train(data, interactions, 8, path, model={"head_dim": 20})
+    with pytest.raises(ValueError, match=match):
+        _train(data, interactions, 8, path, **other)
 
 
 def test_checkpoint_name_settings():
