@@ -1,4 +1,4 @@
-"""The parallel study runner: order, failures, the deadline; and the Stage I checkpoint guards."""
+"""The parallel study runner: order, failures, the deadline; and the checkpoint guards (locks, resume)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,53 @@ def test_checkpoint_lock_serialises_runs_sharing_a_checkpoint(tmp_path: Path):
     for t in threads:
         t.join()
     assert order[0][0] == order[1][0] and order[2][0] == order[3][0]  # never interleaved
+
+
+class _LockHeld(Exception):
+    """Raised by the stand-in trainers once they have checked the checkpoint lock."""
+
+
+def _assert_locked_then_stop(*args, checkpoint_path, **kwargs):
+    import fcntl
+
+    with open(checkpoint_path.with_name(checkpoint_path.name + ".lock")) as handle:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    raise _LockHeld(checkpoint_path.name)
+
+
+@pytest.mark.parametrize("stage", ["generative", "sasrec", "dual_code"])
+def test_every_training_node_holds_its_checkpoint_lock(stage: str, tmp_path: Path, monkeypatch):
+    """Two runs that share any checkpoint (same settings but max_steps, say) must train it one at a time."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from unger.pipelines.dual_code import nodes as dual_nodes
+    from unger.pipelines.generative import nodes as gen_nodes
+    from unger.pipelines.sasrec import nodes as sasrec_nodes
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "base"
+    sequences = pd.DataFrame({"user_id": [1, 2], "item_ids": [[1, 2, 3], [2, 3, 1]]})
+    valid = pd.DataFrame({"user_id": [1, 2], "history": [[1, 2], [2, 3]], "target": [3, 1]})
+    codes = np.array([[0, 0], [1, 2], [3, 4], [5, 6]])
+    runtime = {"device": "cpu", "checkpoint_dir": str(tmp_path)}
+    generative = yaml.safe_load((conf / "parameters_generative.yml").read_text())["generative"]
+    if stage == "generative":
+        monkeypatch.setattr("unger.training.generative.train_generative", _assert_locked_then_stop)
+        call = lambda: gen_nodes.train_stage_two(sequences, valid, codes, np.ones((4, 8), np.float32),
+                                                 generative, runtime)
+    elif stage == "sasrec":
+        monkeypatch.setattr("unger.training.sasrec.train_sasrec", _assert_locked_then_stop)
+        params = yaml.safe_load((conf / "parameters_sasrec.yml").read_text())["sasrec"]
+        call = lambda: sasrec_nodes.train_sasrec_baseline(sequences, valid, pd.DataFrame({"item_id": [1, 2, 3]}),
+                                                          params, runtime)
+    else:
+        monkeypatch.setattr("unger.training.dual_code.train_dual_code", _assert_locked_then_stop)
+        call = lambda: dual_nodes.train_dual_code_model(sequences, valid, codes, codes[:, ::-1].copy(),
+                                                        generative, runtime)
+    with pytest.raises(_LockHeld):
+        call()
 
 
 def test_stage1_refuses_a_checkpoint_trained_past_max_steps(tmp_path: Path):

@@ -5,8 +5,8 @@
 Meant for a machine with a GPU and many cores, where one small run leaves the card mostly idle. Each
 process writes its own log (``data/logs/study_<run>.log``) and gets an equal share of the CPU threads;
 with ``--jobs`` above 1 also its own MLflow SQLite file (``data/mlflow/<run>.db``, through
-``UNGER_MLFLOW_URI``: SQLite takes one writer at a time). Runs that share a Stage I checkpoint train it
-once (``unger.utils.checkpoint_lock``). At the deadline the runs still going are stopped; their
+``UNGER_MLFLOW_URI``: SQLite takes one writer at a time). Runs that share a checkpoint (any stage) train
+it one at a time (``unger.utils.checkpoint_lock``). At the deadline the runs still going are stopped; their
 checkpoints stay, so the same command resumes them.
 """
 

@@ -108,9 +108,11 @@ def test_merge_by_confidence():
     np.testing.assert_allclose(scores, [[-1.0, -1.0]])
 
 
-@pytest.fixture(scope="module")
-def searched():
-    model = tiny_model().eval()
+@pytest.fixture(scope="module", params=[None, 10], ids=["heads_d_model_split", "head_dim_10"])
+def searched(request):
+    """A tiny model, its histories and every item's exact log-prob per stream; with T5-style heads too
+    (``head_dim`` wider than d_model / n_heads), which the decoder-only stream's KV cache must follow."""
+    model = tiny_model(head_dim=request.param).eval()
     hist = histories()
     every = torch.arange(1, N + 1)
     exact = [model.sequence_log_probs(hist[u : u + 1].expand(N, -1), every) for u in range(len(hist))]

@@ -28,7 +28,7 @@ def train_dual_code_model(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train the shared encoder and both decoders (sum of the two code losses, no distillation)."""
     from unger.training.dual_code import train_dual_code
-    from unger.utils import fingerprint, resolve_device
+    from unger.utils import checkpoint_lock, fingerprint, resolve_device
 
     rt = RuntimeParams(**runtime)
     model_config, train_config = parse_generative(params, semantic_item_codes)
@@ -40,9 +40,10 @@ def train_dual_code_model(
     checkpoint = Path(rt.checkpoint_dir) / f"dual-code-{key}.pt"
     prefix = f"{rt.run_label}.dual_code." if rt.run_label else "dual_code."
     start = time.perf_counter()
-    result = train_dual_code(model_config, train_config, semantic_item_codes, collaborative_item_codes,
-                             train_sequences, valid_samples, resolve_device(rt.device), checkpoint_path=checkpoint,
-                             log_metric=tracking.metric_logger(prefix))
+    with checkpoint_lock(checkpoint):
+        result = train_dual_code(model_config, train_config, semantic_item_codes, collaborative_item_codes,
+                                 train_sequences, valid_samples, resolve_device(rt.device), checkpoint_path=checkpoint,
+                                 log_metric=tracking.metric_logger(prefix))
     seconds = time.perf_counter() - start
     log.info("dual code: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
     model = {"model": result.best_state, "model_config": model_config.to_dict(), "best_step": result.best_step}

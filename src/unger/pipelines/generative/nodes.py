@@ -56,7 +56,7 @@ def train_stage_two(
         The best checkpoint (state dict + configs) and a training report.
     """
     from unger.training.generative import train_generative
-    from unger.utils import fingerprint, resolve_device
+    from unger.utils import checkpoint_lock, fingerprint, resolve_device
 
     rt = RuntimeParams(**runtime)
     model_config, train_config = parse_generative(params, item_codes, integrated_embeddings)
@@ -66,17 +66,18 @@ def train_stage_two(
                       integrated_embeddings, train_sequences, valid_samples)
     checkpoint = Path(rt.checkpoint_dir) / f"generative-{key}.pt"
     start = time.perf_counter()
-    result = train_generative(
-        model_config,
-        train_config,
-        item_codes,
-        integrated_embeddings,
-        train_sequences,
-        valid_samples,
-        resolve_device(rt.device),
-        checkpoint_path=checkpoint,
-        log_metric=tracking.metric_logger(f"{rt.run_label}." if rt.run_label else ""),
-    )
+    with checkpoint_lock(checkpoint):
+        result = train_generative(
+            model_config,
+            train_config,
+            item_codes,
+            integrated_embeddings,
+            train_sequences,
+            valid_samples,
+            resolve_device(rt.device),
+            checkpoint_path=checkpoint,
+            log_metric=tracking.metric_logger(f"{rt.run_label}." if rt.run_label else ""),
+        )
     seconds = time.perf_counter() - start
     tracking.log_metrics(result.best_valid_metrics, prefix=f"{rt.run_label}.generative.best_valid." if rt.run_label else "generative.best_valid.")
     log.info("Stage II: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)

@@ -27,7 +27,7 @@ def train_sasrec_baseline(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train SASRec with full-softmax CE over all items; validation NDCG@10 picks the checkpoint."""
     from unger.training.sasrec import train_sasrec
-    from unger.utils import fingerprint, resolve_device
+    from unger.utils import checkpoint_lock, fingerprint, resolve_device
 
     rt = RuntimeParams(**runtime)
     model_config, train_config = parse_sasrec(params)
@@ -37,8 +37,10 @@ def train_sasrec_baseline(
     checkpoint = Path(rt.checkpoint_dir) / f"sasrec-{key}.pt"
     prefix = f"{rt.run_label}." if rt.run_label else ""
     start = time.perf_counter()
-    result = train_sasrec(model_config, train_config, train_sequences, valid_samples, num_items,
-                          resolve_device(rt.device), checkpoint_path=checkpoint, log_metric=tracking.metric_logger(prefix))
+    with checkpoint_lock(checkpoint):
+        result = train_sasrec(model_config, train_config, train_sequences, valid_samples, num_items,
+                              resolve_device(rt.device), checkpoint_path=checkpoint,
+                              log_metric=tracking.metric_logger(prefix))
     seconds = time.perf_counter() - start
     tracking.log_metrics(result.best_valid_metrics, prefix=f"{prefix}sasrec.best_valid.")
     log.info("SASRec-CE: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
