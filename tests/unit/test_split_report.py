@@ -25,3 +25,26 @@ def test_split_report_and_mlflow_metrics():
     assert len(flat) == 8 and flat["test.recall_at_5"] == {"value": 0.5, "step": 0}
     assert all(v["step"] == 0 and v["value"] == report[k.split(".")[0]][k.split(".")[1].replace("_at_", "@")]
                for k, v in flat.items())
+
+
+def test_evaluate_splits_ranks_every_user_of_each_split():
+    import pandas as pd
+
+    from unger.evaluation.metrics import evaluate_splits
+
+    seen = []
+
+    def rank(histories):
+        seen.append(histories)
+        # Recommend the last history item first, then 1..4: right for the users whose target repeats it.
+        return np.array([[h[-1], 1, 2, 3, 4] for h in histories]), {"ms_per_user": 1.0}
+
+    valid = pd.DataFrame({"history": [[5, 6], [7]], "target": [6, 9]})
+    test = pd.DataFrame({"history": [[5, 6, 6], [7, 9], [8]], "target": [6, 1, 8]})
+    out = evaluate_splits(rank, {"valid": valid, "test": test}, (1, 5), "model")
+    assert seen == [[[5, 6], [7]], [[5, 6, 6], [7, 9], [8]]]
+    assert out["valid"]["users"] == 2 and out["valid"]["recall@1"] == pytest.approx(1 / 2)
+    assert out["test"]["users"] == 3 and out["test"]["recall@1"] == pytest.approx(2 / 3)
+    assert out["test"]["recall@5"] == pytest.approx(1.0) and out["test"]["beam"] == {"ms_per_user": 1.0}
+    with pytest.raises(ValueError, match="the test split has no users"):
+        evaluate_splits(rank, {"valid": valid, "test": test.iloc[:0]}, (1, 5), "model")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+import logging
+from typing import Callable, Iterable
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def rank_of_target(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -75,3 +78,20 @@ def mlflow_metrics(report: dict[str, dict]) -> dict[str, dict]:
         for split, entry in report.items()
         for k, v in report_metrics(entry).items()
     }
+
+
+def evaluate_splits(rank: Callable[[list], tuple[np.ndarray, dict]], splits: dict, ks: Iterable[int], name: str) -> dict:
+    """Rank every user of each split and score the rankings: ``{split: split_report(...)}``.
+
+    ``splits`` maps a split's name to its samples (``history``, ``target`` columns); ``rank(histories)``
+    returns the ranked item ids ``(users, top_k)`` and the ranking's timing and statistics.
+    """
+    out: dict[str, dict] = {}
+    for split, samples in splits.items():
+        if len(samples) == 0:
+            raise ValueError(f"the {split} split has no users to evaluate")
+        ranked, timing = rank(samples["history"].tolist())
+        out[split] = split_report(ranked, samples["target"].to_numpy(dtype=np.int64), ks, timing)
+        log.info("%s %s: %s (%.2f ms/user)", name, split, {k: round(v, 4) for k, v in report_metrics(out[split]).items()},
+                 timing.get("ms_per_user", float("nan")))
+    return out

@@ -62,7 +62,7 @@ def evaluate_dual_code_model(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both streams' beam searches merged by confidence; Recall/NDCG@k over all items, every user."""
     from unger.data.sequences import left_pad
-    from unger.evaluation.metrics import mlflow_metrics, report_metrics, split_report
+    from unger.evaluation.metrics import evaluate_splits, mlflow_metrics
     from unger.inference.dual_code_search import dual_code_beam_search
     from unger.models.dual_code import DualCodeModel
     from unger.models.generative import GenerativeConfig
@@ -74,12 +74,11 @@ def evaluate_dual_code_model(
     model = DualCodeModel(config, semantic_item_codes, collaborative_item_codes)
     model.load_state_dict(dual_code_model["model"])
     model.to(device).eval()
-    out: dict[str, Any] = {}
-    for split, samples in (("valid", valid_samples), ("test", test_samples)):
-        histories = left_pad(samples["history"].tolist(), config.max_history)
-        items, _, stats = dual_code_beam_search(model, histories, p.beam_size, p.top_k, p.batch_size, device)
-        beam = {**stats, "beam_size": p.beam_size, "top_k": p.top_k, "device": str(device)}
-        out[split] = split_report(items, samples["target"].to_numpy(dtype=np.int64), p.ks, beam)
-        metrics = {k: round(v, 4) for k, v in report_metrics(out[split]).items()}
-        log.info("dual code %s: %s (%.2f ms/user)", split, metrics, stats["ms_per_user"])
+
+    def rank(histories: list) -> tuple[np.ndarray, dict[str, Any]]:
+        items, _, stats = dual_code_beam_search(model, left_pad(histories, config.max_history), p.beam_size, p.top_k,
+                                                p.batch_size, device)
+        return items, {**stats, "beam_size": p.beam_size, "top_k": p.top_k, "device": str(device)}
+
+    out = evaluate_splits(rank, {"valid": valid_samples, "test": test_samples}, p.ks, "dual code")
     return out, mlflow_metrics(out)

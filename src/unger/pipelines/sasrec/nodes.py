@@ -61,7 +61,7 @@ def evaluate_sasrec(
     import numpy as np
 
     from unger.data.sequences import left_pad
-    from unger.evaluation.metrics import mlflow_metrics, report_metrics, split_report
+    from unger.evaluation.metrics import evaluate_splits, mlflow_metrics
     from unger.models.sasrec import SASRec, SASRecConfig
     from unger.training.sasrec import rank_all_items
     from unger.utils import resolve_device
@@ -72,16 +72,14 @@ def evaluate_sasrec(
     model = SASRec(config, sasrec_model["num_items"])
     model.load_state_dict(sasrec_model["model"])
     model.to(device).eval()
-    out: dict[str, Any] = {}
-    for split, samples in (("valid", valid_samples), ("test", test_samples)):
-        if len(samples) == 0:
-            raise ValueError(f"the {split} split has no users to evaluate")
+    top = max(p.top_k, max(p.ks))
+
+    def rank(histories: list) -> tuple[np.ndarray, dict[str, Any]]:
         start = time.perf_counter()
-        ranked = rank_all_items(model, left_pad(samples["history"].tolist(), config.max_history), max(p.top_k, max(p.ks)),
-                                device=device)
+        ranked = rank_all_items(model, left_pad(histories, config.max_history), top, device=device)
         seconds = time.perf_counter() - start
-        timing = {"ms_per_user": 1000 * seconds / len(samples), "seconds": seconds, "device": str(device),
-                  "beam_size": None, "top_k": p.top_k}
-        out[split] = split_report(ranked, samples["target"].to_numpy(dtype=np.int64), p.ks, timing)
-        log.info("SASRec-CE %s: %s", split, {k: round(v, 4) for k, v in report_metrics(out[split]).items()})
+        return ranked, {"ms_per_user": 1000 * seconds / len(histories), "seconds": seconds, "device": str(device),
+                        "beam_size": None, "top_k": p.top_k}
+
+    out = evaluate_splits(rank, {"valid": valid_samples, "test": test_samples}, p.ks, "SASRec-CE")
     return out, mlflow_metrics(out)
