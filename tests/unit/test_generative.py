@@ -290,6 +290,22 @@ def test_checkpoint_name_settings():
     assert checkpoint_model_config(GenerativeConfig(head_dim=64))["head_dim"] == 64
 
 
+# The settings that named Stage II checkpoints when the first study runs were made. A setting added since
+# must enter ``unger.params.ADDED_SETTINGS`` at the value that behaves as before it existed; otherwise every
+# existing checkpoint gets a new name and stops resuming, and every study record a new fingerprint.
+NAMED_MODEL_SETTINGS = {"activation", "beta", "codebook_size", "d_model", "decoder_layers", "dropout", "encoder_layers",
+                        "ffn_dim", "history_tokens", "integrated_dim", "max_history", "n_heads", "num_levels",
+                        "num_negatives", "tau", "use_distillation"}
+NAMED_TRAIN_SETTINGS = {"batch_size", "lr", "seed", "select_metric", "warmup_init_lr", "warmup_steps", "weight_decay"}
+
+
+def test_a_new_setting_at_its_default_keeps_checkpoint_names():
+    from unger.pipelines.generative.nodes import checkpoint_model_config, checkpoint_trajectory
+
+    assert set(checkpoint_model_config(GenerativeConfig())) == NAMED_MODEL_SETTINGS, "see NAMED_MODEL_SETTINGS"
+    assert set(checkpoint_trajectory(TrainConfig())) == NAMED_TRAIN_SETTINGS, "see NAMED_MODEL_SETTINGS"
+
+
 def test_training_reduces_loss(data, interactions):
     logs = []
     _train(data, interactions, 40, logs=logs, lr=3e-3, eval_every=40, log_every=10)
