@@ -302,8 +302,9 @@ NAMED_TRAIN_SETTINGS = {"batch_size", "lr", "seed", "select_metric", "warmup_ini
 def test_a_new_setting_at_its_default_keeps_checkpoint_names():
     from unger.pipelines.generative.nodes import checkpoint_model_config, checkpoint_trajectory
 
-    assert set(checkpoint_model_config(GenerativeConfig())) == NAMED_MODEL_SETTINGS, "see NAMED_MODEL_SETTINGS"
-    assert set(checkpoint_trajectory(TrainConfig())) == NAMED_TRAIN_SETTINGS, "see NAMED_MODEL_SETTINGS"
+    why = "see the comment on NAMED_MODEL_SETTINGS"
+    assert set(checkpoint_model_config(GenerativeConfig())) == NAMED_MODEL_SETTINGS, why
+    assert set(checkpoint_trajectory(TrainConfig())) == NAMED_TRAIN_SETTINGS, why
 
 
 def test_training_reduces_loss(data, interactions):

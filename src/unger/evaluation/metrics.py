@@ -80,7 +80,8 @@ def mlflow_metrics(report: dict[str, dict]) -> dict[str, dict]:
     }
 
 
-def evaluate_splits(rank: Callable[[list], tuple[np.ndarray, dict]], splits: dict, ks: Iterable[int], name: str) -> dict:
+def evaluate_splits(rank: Callable[[list], tuple[np.ndarray, dict]], splits: dict, ks: Iterable[int],
+                    name: str) -> dict:
     """Rank every user of each split and score the rankings: ``{split: split_report(...)}``.
 
     ``splits`` maps a split's name to its samples (``history``, ``target`` columns); ``rank(histories)``
@@ -92,6 +93,6 @@ def evaluate_splits(rank: Callable[[list], tuple[np.ndarray, dict]], splits: dic
             raise ValueError(f"the {split} split has no users to evaluate")
         ranked, timing = rank(samples["history"].tolist())
         out[split] = split_report(ranked, samples["target"].to_numpy(dtype=np.int64), ks, timing)
-        log.info("%s %s: %s (%.2f ms/user)", name, split, {k: round(v, 4) for k, v in report_metrics(out[split]).items()},
-                 timing.get("ms_per_user", float("nan")))
+        rounded = {k: round(v, 4) for k, v in report_metrics(out[split]).items()}
+        log.info("%s %s: %s (%.2f ms/user)", name, split, rounded, timing.get("ms_per_user", float("nan")))
     return out
