@@ -216,7 +216,7 @@ def _goal_lines(summary: dict) -> list[str]:
         return ["- UNGER has no finished run yet: the goal cannot be checked."]
     paper = unger["experiment"].paper.get("ndcg@10")
     sas = exps.get("sasrec_ce", {})
-    base = sas["test"]["mean"]["ndcg@10"] if "test" in sas else None
+    base = _test_ndcg10(sas) if "test" in sas else None
     tuned = [e for e in exps.values() if e["experiment"].group == "tuning" and "test" in e]
     candidates = [("UNGER", unger)]
     if tuned:
@@ -230,7 +230,7 @@ def _goal_lines(summary: dict) -> list[str]:
             candidates.append((f"{title} ({entry['experiment'].label}, {seeds})", entry))
     lines = []
     for name, entry in candidates:
-        ours = entry["test"]["mean"]["ndcg@10"]
+        ours = _test_ndcg10(entry)
         for ref_name, ref in (("the paper's UNGER", paper), ("our SASRec-CE", base)):
             if ref:
                 gain = 100 * (ours / ref - 1)
