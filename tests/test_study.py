@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from tests.conftest import copy_project
 from unger.data.synthetic import write_synthetic_category
+from unger.evaluation.significance import per_user_gain
 from unger.study import expand_study, parse_experiments
 
 pytestmark = pytest.mark.slow
@@ -93,6 +95,10 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
         assert record["users"] > 0 and record["machine"]["cores"] >= 1
         assert record["command"] == f"kedro run --pipelines=study --namespaces={','.join(ALL_RUNS)} --env=tiny --params=runtime.device=cpu"
         assert len(record["settings_fingerprint"]) == 12 and "runtime" not in record["params"]
+        # Every kind keeps its ranked lists, and they give back the recorded test metric user by user.
+        recommendations = pd.read_parquet(tmp_path / "data/07_model_output/study" / run / "test_recommendations.parquet")
+        assert len(recommendations) == record["users"]
+        assert per_user_gain(recommendations, 10).mean() == pytest.approx(record["test"]["ndcg@10"])
     records = {run: json.loads((tmp_path / "docs/runs" / f"{run}.json").read_text()) for run in ("unger_s2024", "layers_1_s2024")}
     assert records["layers_1_s2024"]["params"]["generative"]["decoder_layers"] == 1
     assert records["unger_s2024"]["settings_fingerprint"] != records["layers_1_s2024"]["settings_fingerprint"]

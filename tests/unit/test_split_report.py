@@ -39,12 +39,15 @@ def test_evaluate_splits_ranks_every_user_of_each_split():
         # Recommend the last history item first, then 1..4: right for the users whose target repeats it.
         return np.array([[h[-1], 1, 2, 3, 4] for h in histories]), {"ms_per_user": 1.0}
 
-    valid = pd.DataFrame({"history": [[5, 6], [7]], "target": [6, 9]})
-    test = pd.DataFrame({"history": [[5, 6, 6], [7, 9], [8]], "target": [6, 1, 8]})
-    out = evaluate_splits(rank, {"valid": valid, "test": test}, (1, 5), "model")
+    valid = pd.DataFrame({"user_id": [1, 2], "history": [[5, 6], [7]], "target": [6, 9]})
+    test = pd.DataFrame({"user_id": [1, 2, 3], "history": [[5, 6, 6], [7, 9], [8]], "target": [6, 1, 8]})
+    out, frames = evaluate_splits(rank, {"valid": valid, "test": test}, (1, 5), "model")
     assert seen == [[[5, 6], [7]], [[5, 6, 6], [7, 9], [8]]]
     assert out["valid"]["users"] == 2 and out["valid"]["recall@1"] == pytest.approx(1 / 2)
     assert out["test"]["users"] == 3 and out["test"]["recall@1"] == pytest.approx(2 / 3)
     assert out["test"]["recall@5"] == pytest.approx(1.0) and out["test"]["beam"] == {"ms_per_user": 1.0}
+    # The ranked lists come back per split, keyed by user, for per-user comparisons.
+    assert frames["test"]["user_id"].tolist() == [1, 2, 3] and frames["test"]["target"].tolist() == [6, 1, 8]
+    assert [x.tolist() for x in frames["valid"]["items"]] == [[6, 1, 2, 3, 4], [7, 1, 2, 3, 4]]
     with pytest.raises(ValueError, match="the test split has no users"):
         evaluate_splits(rank, {"valid": valid, "test": test.iloc[:0]}, (1, 5), "model")

@@ -6,6 +6,7 @@ import logging
 from typing import Callable, Iterable
 
 import numpy as np
+import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +82,23 @@ def mlflow_metrics(report: dict[str, dict]) -> dict[str, dict]:
 
 
 def evaluate_splits(rank: Callable[[list], tuple[np.ndarray, dict]], splits: dict, ks: Iterable[int],
-                    name: str) -> dict:
-    """Rank every user of each split and score the rankings: ``{split: split_report(...)}``.
+                    name: str) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """Rank every user of each split and score the rankings: ``{split: split_report(...)}``, and each
+    split's recommendation frame (``user_id``, ``target``, ``items``) for per-user comparisons.
 
-    ``splits`` maps a split's name to its samples (``history``, ``target`` columns); ``rank(histories)``
-    returns the ranked item ids ``(users, top_k)`` and the ranking's timing and statistics.
+    ``splits`` maps a split's name to its samples (``user_id``, ``history``, ``target`` columns);
+    ``rank(histories)`` returns the ranked item ids ``(users, top_k)`` and the ranking's timing and statistics.
     """
     out: dict[str, dict] = {}
+    frames: dict[str, pd.DataFrame] = {}
     for split, samples in splits.items():
         if len(samples) == 0:
             raise ValueError(f"the {split} split has no users to evaluate")
         ranked, timing = rank(samples["history"].tolist())
-        out[split] = split_report(ranked, samples["target"].to_numpy(dtype=np.int64), ks, timing)
+        targets = samples["target"].to_numpy(dtype=np.int64)
+        out[split] = split_report(ranked, targets, ks, timing)
+        frames[split] = pd.DataFrame({"user_id": samples["user_id"].to_numpy(), "target": targets,
+                                      "items": list(np.asarray(ranked, dtype=np.int64))})
         rounded = {k: round(v, 4) for k, v in report_metrics(out[split]).items()}
         log.info("%s %s: %s (%.2f ms/user)", name, split, rounded, timing.get("ms_per_user", float("nan")))
-    return out
+    return out, frames

@@ -59,8 +59,9 @@ def evaluate_dual_code_model(
     test_samples: pd.DataFrame,
     params: dict[str, Any],
     runtime: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both streams' beam searches merged by confidence; Recall/NDCG@k over all items, every user."""
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Both streams' beam searches merged by confidence; Recall/NDCG@k over all items, every user, and the
+    ranked lists of both splits."""
     from unger.data.sequences import left_pad
     from unger.evaluation.metrics import evaluate_splits, mlflow_metrics
     from unger.inference.dual_code_search import dual_code_beam_search
@@ -80,5 +81,5 @@ def evaluate_dual_code_model(
                                                 p.batch_size, device)
         return items, {**stats, "beam_size": p.beam_size, "top_k": p.top_k, "device": str(device)}
 
-    out = evaluate_splits(rank, {"valid": valid_samples, "test": test_samples}, p.ks, "dual code")
-    return out, mlflow_metrics(out)
+    out, recommendations = evaluate_splits(rank, {"valid": valid_samples, "test": test_samples}, p.ks, "dual code")
+    return out, mlflow_metrics(out), recommendations["valid"], recommendations["test"]

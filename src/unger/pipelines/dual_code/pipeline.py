@@ -35,7 +35,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.evaluate_dual_code_model,
                 inputs=["dual_code_model", *codes, "valid_samples", "test_samples", "params:evaluation", "params:runtime"],
-                outputs=["dual_code_metrics", "dual_code_mlflow_metrics"],
+                outputs=["dual_code_metrics", "dual_code_mlflow_metrics", "dual_code_valid_recommendations",
+                         "dual_code_test_recommendations"],
                 name="evaluate_dual_code_node",
             ),
         ]

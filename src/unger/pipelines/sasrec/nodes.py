@@ -56,8 +56,9 @@ def evaluate_sasrec(
     test_samples: pd.DataFrame,
     params: dict[str, Any],
     runtime: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Recall/NDCG@k over all items for every validation and test user, in the evaluation pipeline's format."""
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Recall/NDCG@k over all items for every validation and test user, in the evaluation pipeline's format,
+    and the ranked lists of both splits (for per-user comparisons, ``unger.evaluation.significance``)."""
     import numpy as np
 
     from unger.data.sequences import left_pad
@@ -81,5 +82,5 @@ def evaluate_sasrec(
         return ranked, {"ms_per_user": 1000 * seconds / len(histories), "seconds": seconds, "device": str(device),
                         "beam_size": None, "top_k": p.top_k}
 
-    out = evaluate_splits(rank, {"valid": valid_samples, "test": test_samples}, p.ks, "SASRec-CE")
-    return out, mlflow_metrics(out)
+    out, recommendations = evaluate_splits(rank, {"valid": valid_samples, "test": test_samples}, p.ks, "SASRec-CE")
+    return out, mlflow_metrics(out), recommendations["valid"], recommendations["test"]

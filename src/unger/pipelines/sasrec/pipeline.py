@@ -17,7 +17,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.evaluate_sasrec,
                 inputs=["sasrec_model", "valid_samples", "test_samples", "params:evaluation", "params:runtime"],
-                outputs=["sasrec_metrics", "sasrec_mlflow_metrics"],
+                outputs=["sasrec_metrics", "sasrec_mlflow_metrics", "sasrec_valid_recommendations",
+                         "sasrec_test_recommendations"],
                 name="evaluate_sasrec_node",
             ),
         ]

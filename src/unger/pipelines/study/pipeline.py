@@ -28,15 +28,20 @@ def _unified_code_stages(kind: str) -> Pipeline:
     return fusion.create_pipeline() + quantization.create_pipeline() + generative.create_pipeline() + _evaluation()
 
 
+def _evaluation_outputs(model: str) -> dict[str, str]:
+    """A baseline's evaluation outputs under the names the unified-code runs use (one record format)."""
+    names = {"metrics": "evaluation_metrics", "mlflow_metrics": "evaluation_mlflow_metrics",
+             "valid_recommendations": "valid_recommendations", "test_recommendations": "test_recommendations"}
+    return {f"{model}_{name}": renamed for name, renamed in names.items()}
+
+
 def _sasrec_stages(kind: str) -> Pipeline:
-    return Pipeline(sasrec.create_pipeline(),
-                    outputs={"sasrec_metrics": "evaluation_metrics", "sasrec_mlflow_metrics": "evaluation_mlflow_metrics"})
+    return Pipeline(sasrec.create_pipeline(), outputs=_evaluation_outputs("sasrec"))
 
 
 def _dual_code_stages(kind: str) -> Pipeline:
     """Stage I (the experiment sets the collaborative_only variant: E_C) -> codes of E_S and of E_C -> two decoders."""
-    stages = Pipeline(dual_code.create_pipeline(),
-                      outputs={"dual_code_metrics": "evaluation_metrics", "dual_code_mlflow_metrics": "evaluation_mlflow_metrics"})
+    stages = Pipeline(dual_code.create_pipeline(), outputs=_evaluation_outputs("dual_code"))
     return fusion.create_pipeline() + stages
 
 
