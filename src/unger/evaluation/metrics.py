@@ -26,21 +26,26 @@ def rank_of_target(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
 
 
-def recall_ndcg(ranks: np.ndarray, ks: Iterable[int] = (5, 10, 20)) -> dict[str, float]:
-    """Mean Recall@k and NDCG@k over users from target ranks (-1 = not retrieved).
+def user_recall_ndcg(ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's Recall@k (0/1) and NDCG@k from target ranks (-1 = not retrieved).
 
     With a single relevant item, NDCG@k = 1 / log2(rank + 2) when rank < k, else 0.
     """
     ranks = np.asarray(ranks)
+    hit = (ranks >= 0) & (ranks < k)
+    return hit.astype(np.float64), np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 0) + 2.0), 0.0)
+
+
+def recall_ndcg(ranks: np.ndarray, ks: Iterable[int] = (5, 10, 20)) -> dict[str, float]:
+    """Mean Recall@k and NDCG@k over users from target ranks (-1 = not retrieved)."""
+    ranks = np.asarray(ranks)
     if ranks.size == 0:
         raise ValueError("no users to evaluate")
-    found = ranks >= 0
     out: dict[str, float] = {}
     for k in ks:
-        hit = found & (ranks < k)
-        gain = np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 0) + 2.0), 0.0)
-        out[f"recall@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(gain.mean())
+        recall, ndcg = user_recall_ndcg(ranks, k)
+        out[f"recall@{k}"] = float(recall.mean())
+        out[f"ndcg@{k}"] = float(ndcg.mean())
     return out
 
 

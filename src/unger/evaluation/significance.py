@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unger.evaluation.metrics import rank_of_target
+from unger.evaluation.metrics import rank_of_target, user_recall_ndcg
 
 STUDY_OUTPUTS = Path("data/07_model_output/study")
 
@@ -26,24 +26,21 @@ STUDY_OUTPUTS = Path("data/07_model_output/study")
 def per_user_gain(recommendations: pd.DataFrame, k: int, metric: str = "ndcg") -> np.ndarray:
     """Each user's NDCG@k or Recall@k (one relevant item) from a recommendation frame
     (``user_id``, ``target``, ``items``: ranked item ids, best first)."""
+    if metric not in ("ndcg", "recall"):
+        raise ValueError(f"metric must be 'ndcg' or 'recall', not {metric!r}")
     ranked = np.stack([np.asarray(x)[:k] for x in recommendations["items"]])
     if ranked.shape[1] < k:
         raise ValueError(f"recommendation lists hold {ranked.shape[1]} items, fewer than k={k}")
-    ranks = rank_of_target(ranked, recommendations["target"].to_numpy())
-    hit = ranks >= 0
-    if metric == "recall":
-        return hit.astype(np.float64)
-    if metric == "ndcg":
-        return np.where(hit, 1.0 / np.log2(np.maximum(ranks, 0) + 2.0), 0.0)
-    raise ValueError(f"metric must be 'ndcg' or 'recall', not {metric!r}")
+    recall, ndcg = user_recall_ndcg(rank_of_target(ranked, recommendations["target"].to_numpy()), k)
+    return ndcg if metric == "ndcg" else recall
 
 
 def _paired(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both frames in the same user order; refuses frames that do not rank the same users and targets."""
     for name, frame in (("a", a), ("b", b)):
-        if frame["user_id"].duplicated().any():
-            raise ValueError(f"recommendations {name}: user {frame['user_id'][frame['user_id'].duplicated()].iloc[0]} "
-                             "appears twice")
+        repeated = frame["user_id"][frame["user_id"].duplicated()]
+        if len(repeated):
+            raise ValueError(f"recommendations {name}: user {repeated.iloc[0]} appears twice")
     only_a = set(a["user_id"]) - set(b["user_id"])
     only_b = set(b["user_id"]) - set(a["user_id"])
     if only_a or only_b:
