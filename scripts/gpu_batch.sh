@@ -4,8 +4,9 @@
 # Usage: scripts/gpu_batch.sh DEADLINE_S JOBS RUN [RUN ...]
 # Installs the wheels in .whl/ (scripts/offline_wheels.sh) into /tmp/site when that folder exists, runs
 # `python -m unger.study_runner`, prints the tail of each failed log, and packs the records, logs,
-# MLflow stores and reports into ${OUT:-data/bench}/runs.tgz. Set UNGER_GIT_COMMIT to the commit the
-# tree was copied from (the copy has no .git).
+# MLflow stores and reports into ${OUT:-data/bench}/runs.tgz, and compact copies of the test ranked lists
+# (for per-user tests; unpack into data/07_model_output/study) into recs.tar. Set UNGER_GIT_COMMIT to the
+# commit the tree was copied from (the copy has no .git).
 set -u
 deadline=$1 jobs=$2
 shift 2
@@ -24,4 +25,6 @@ done | head -150
 out=${OUT:-data/bench}
 mkdir -p "$out"
 tar czf "$out/runs.tgz" --exclude='*.parquet' --exclude='*.pt' docs/runs data/logs data/mlflow data/08_reporting 2>/dev/null
+rm -rf /tmp/recs
+python3 -m unger.evaluation.pack_recommendations /tmp/recs --split test && tar cf "$out/recs.tar" -C /tmp/recs .
 ls -la "$out"

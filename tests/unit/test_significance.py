@@ -75,3 +75,29 @@ def test_cli_reads_study_runs_by_name_and_names_a_missing_file(tmp_path, capsys)
     a.drop(columns="target").to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(ValueError, match=r"bad.parquet: missing column\(s\) \['target'\]"):
         load_recommendations(str(tmp_path / "bad.parquet"), "test")
+
+
+def test_packed_copies_give_the_same_paired_comparison(tmp_path):
+    from unger.evaluation.pack_recommendations import main as pack_main
+
+    rng = np.random.default_rng(1)
+    n = 300
+    targets = rng.integers(0, 1000, n)
+    root = tmp_path / "study"
+    for run in ("a", "b"):
+        lists = [np.where(rng.random(5) < 0.2, t, rng.integers(0, 1000, 5)) for t in targets]
+        frame = _frame(np.arange(n), targets, lists).assign(scores=[rng.random(5) for _ in range(n)])
+        (root / run).mkdir(parents=True)
+        frame.to_parquet(root / run / "test_recommendations.parquet")
+    (root / "only_valid").mkdir()
+    _frame([1], [2], [[2, 3, 4, 5, 6]]).to_parquet(root / "only_valid" / "valid_recommendations.parquet")
+
+    written = pack_main([str(tmp_path / "packed"), "--root", str(root)])
+    assert sorted(p.relative_to(tmp_path / "packed").as_posix() for p in written) == [
+        "a/test_recommendations.parquet", "b/test_recommendations.parquet"]
+    packed = load_recommendations("a", "test", tmp_path / "packed")
+    assert list(packed.columns) == ["user_id", "target", "items"] and packed["items"].iloc[0].dtype == np.int32
+    original = paired_comparison(load_recommendations("a", "test", root), load_recommendations("b", "test", root),
+                                 k=5, n_boot=200)
+    again = paired_comparison(packed, load_recommendations("b", "test", tmp_path / "packed"), k=5, n_boot=200)
+    assert again == original
