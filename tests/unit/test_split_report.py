@@ -1,9 +1,11 @@
 """The per-split report of the evaluation nodes and its kedro-mlflow form."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from unger.evaluation.metrics import evaluate_rankings, mlflow_metrics, report_metrics, split_report
+from unger.evaluation.metrics import (evaluate_rankings, mlflow_metrics, recommendation_frame, report_metrics,
+                                      split_report)
 
 
 def test_split_report_and_mlflow_metrics():
@@ -28,8 +30,6 @@ def test_split_report_and_mlflow_metrics():
 
 
 def test_evaluate_splits_ranks_every_user_of_each_split():
-    import pandas as pd
-
     from unger.evaluation.metrics import evaluate_splits
 
     seen = []
@@ -51,3 +51,14 @@ def test_evaluate_splits_ranks_every_user_of_each_split():
     assert [x.tolist() for x in frames["valid"]["items"]] == [[6, 1, 2, 3, 4], [7, 1, 2, 3, 4]]
     with pytest.raises(ValueError, match="the test split has no users"):
         evaluate_splits(rank, {"valid": valid, "test": test.iloc[:0]}, (1, 5), "model")
+
+
+def test_recommendation_frame_keeps_scores_only_where_given():
+    samples = pd.DataFrame({"user_id": [4, 9], "history": [[1], [2]], "target": [3, 5]})
+    items = np.array([[3, 1], [2, 5]], dtype=np.int32)
+    plain = recommendation_frame(samples, items)
+    assert list(plain.columns) == ["user_id", "target", "items"] and plain["items"].iloc[0].dtype == np.int64
+    scored = recommendation_frame(samples, items, np.array([[-0.1, -2.0], [-0.5, -0.7]]))
+    assert scored["scores"].iloc[1].tolist() == pytest.approx([-0.5, -0.7])
+    assert scored["scores"].iloc[1].dtype == np.float32
+    assert scored["user_id"].tolist() == [4, 9] and scored["target"].tolist() == [3, 5]

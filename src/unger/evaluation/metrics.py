@@ -86,6 +86,17 @@ def mlflow_metrics(report: dict[str, dict]) -> dict[str, dict]:
     }
 
 
+def recommendation_frame(samples: pd.DataFrame, items: np.ndarray, scores: np.ndarray | None = None) -> pd.DataFrame:
+    """The ranked lists of one split, one row per user: ``user_id``, ``target``, ``items`` (best first) and,
+    where the ranking has them, ``scores``. Every model writes this format; per-user comparisons read it."""
+    frame = pd.DataFrame({"user_id": samples["user_id"].to_numpy(),
+                          "target": samples["target"].to_numpy(dtype=np.int64),
+                          "items": list(np.asarray(items, dtype=np.int64))})
+    if scores is not None:
+        frame["scores"] = list(np.asarray(scores, dtype=np.float32))
+    return frame
+
+
 def evaluate_splits(rank: Callable[[list], tuple[np.ndarray, dict]], splits: dict, ks: Iterable[int],
                     name: str) -> tuple[dict, dict[str, pd.DataFrame]]:
     """Rank every user of each split and score the rankings: ``{split: split_report(...)}``, and each
@@ -102,8 +113,7 @@ def evaluate_splits(rank: Callable[[list], tuple[np.ndarray, dict]], splits: dic
         ranked, timing = rank(samples["history"].tolist())
         targets = samples["target"].to_numpy(dtype=np.int64)
         out[split] = split_report(ranked, targets, ks, timing)
-        frames[split] = pd.DataFrame({"user_id": samples["user_id"].to_numpy(), "target": targets,
-                                      "items": list(np.asarray(ranked, dtype=np.int64))})
+        frames[split] = recommendation_frame(samples, ranked)
         rounded = {k: round(v, 4) for k, v in report_metrics(out[split]).items()}
         log.info("%s %s: %s (%.2f ms/user)", name, split, rounded, timing.get("ms_per_user", float("nan")))
     return out, frames

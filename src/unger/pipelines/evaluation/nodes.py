@@ -30,6 +30,7 @@ def recommend(
     """
     import torch
 
+    from unger.evaluation.metrics import recommendation_frame
     from unger.inference.beam_search import rank_items
     from unger.models.generative import GenerativeConfig, UngerModel
     from unger.utils import resolve_device
@@ -45,10 +46,7 @@ def recommend(
     seconds = time.perf_counter() - start
     stats = {**stats, "users": len(samples), "seconds": seconds, "ms_per_user": 1000 * seconds / len(samples),
              "beam_size": p.beam_size, "top_k": p.top_k, "device": str(device)}
-    recs = pd.DataFrame(
-        {"user_id": samples["user_id"].to_numpy(), "target": samples["target"].to_numpy(),
-         "items": list(items), "scores": list(scores.astype(np.float32))}
-    )
+    recs = recommendation_frame(samples, items, scores)
     log.info("ranked %d users in %.1f s (%.1f ms/user)", len(samples), seconds, stats["ms_per_user"])
     return recs, stats
 
