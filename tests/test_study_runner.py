@@ -96,19 +96,19 @@ def test_every_training_node_holds_its_checkpoint_lock(stage: str, tmp_path: Pat
     generative = yaml.safe_load((conf / "parameters_generative.yml").read_text())["generative"]
     if stage == "generative":
         monkeypatch.setattr("unger.training.generative.train_generative", _assert_locked_then_stop)
-        call = lambda: gen_nodes.train_stage_two(sequences, valid, codes, np.ones((4, 8), np.float32),
+        node, args = gen_nodes.train_stage_two, (sequences, valid, codes, np.ones((4, 8), np.float32),
                                                  generative, runtime)
     elif stage == "sasrec":
         monkeypatch.setattr("unger.training.sasrec.train_sasrec", _assert_locked_then_stop)
         params = yaml.safe_load((conf / "parameters_sasrec.yml").read_text())["sasrec"]
-        call = lambda: sasrec_nodes.train_sasrec_baseline(sequences, valid, pd.DataFrame({"item_id": [1, 2, 3]}),
+        node, args = sasrec_nodes.train_sasrec_baseline, (sequences, valid, pd.DataFrame({"item_id": [1, 2, 3]}),
                                                           params, runtime)
     else:
         monkeypatch.setattr("unger.training.dual_code.train_dual_code", _assert_locked_then_stop)
-        call = lambda: dual_nodes.train_dual_code_model(sequences, valid, codes, codes[:, ::-1].copy(),
+        node, args = dual_nodes.train_dual_code_model, (sequences, valid, codes, codes[:, ::-1].copy(),
                                                         generative, runtime)
     with pytest.raises(_LockHeld):
-        call()
+        node(*args)
 
 
 def test_stage1_refuses_a_checkpoint_trained_past_max_steps(tmp_path: Path):
