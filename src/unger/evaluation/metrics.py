@@ -86,7 +86,8 @@ def mlflow_metrics(report: dict[str, dict]) -> dict[str, dict]:
     }
 
 
-def recommendation_frame(samples: pd.DataFrame, items: np.ndarray, scores: np.ndarray | None = None) -> pd.DataFrame:
+def recommendation_frame(samples: pd.DataFrame, items: np.ndarray,
+                         scores: np.ndarray | None = None) -> pd.DataFrame:
     """The ranked lists of one split, one row per user: ``user_id``, ``target``, ``items`` (best first) and,
     where the ranking has them, ``scores``. Every model writes this format; per-user comparisons read it."""
     frame = pd.DataFrame({"user_id": samples["user_id"].to_numpy(),
