@@ -97,16 +97,16 @@ def test_every_training_node_holds_its_checkpoint_lock(stage: str, tmp_path: Pat
     if stage == "generative":
         monkeypatch.setattr("unger.training.generative.train_generative", _assert_locked_then_stop)
         node, args = gen_nodes.train_stage_two, (sequences, valid, codes, np.ones((4, 8), np.float32),
-                                                 generative, runtime)
+                                                      generative, runtime)
     elif stage == "sasrec":
         monkeypatch.setattr("unger.training.sasrec.train_sasrec", _assert_locked_then_stop)
         params = yaml.safe_load((conf / "parameters_sasrec.yml").read_text())["sasrec"]
         node, args = sasrec_nodes.train_sasrec_baseline, (sequences, valid, pd.DataFrame({"item_id": [1, 2, 3]}),
-                                                          params, runtime)
+                                                                params, runtime)
     else:
         monkeypatch.setattr("unger.training.dual_code.train_dual_code", _assert_locked_then_stop)
         node, args = dual_nodes.train_dual_code_model, (sequences, valid, codes, codes[:, ::-1].copy(),
-                                                        generative, runtime)
+                                                              generative, runtime)
     with pytest.raises(_LockHeld):
         node(*args)
 

@@ -112,9 +112,8 @@ def evaluate_splits(rank: Callable[[list], tuple[np.ndarray, dict]], splits: dic
         if len(samples) == 0:
             raise ValueError(f"the {split} split has no users to evaluate")
         ranked, timing = rank(samples["history"].tolist())
-        targets = samples["target"].to_numpy(dtype=np.int64)
-        out[split] = split_report(ranked, targets, ks, timing)
         frames[split] = recommendation_frame(samples, ranked)
+        out[split] = split_report(ranked, frames[split]["target"].to_numpy(), ks, timing)
         rounded = {k: round(v, 4) for k, v in report_metrics(out[split]).items()}
         log.info("%s %s: %s (%.2f ms/user)", name, split, rounded, timing.get("ms_per_user", float("nan")))
     return out, frames
