@@ -7,6 +7,11 @@
 # MLflow stores and reports into ${OUT:-data/bench}/runs.tgz, and compact copies of the test ranked lists
 # (for per-user tests; unpack into data/07_model_output/study) into recs.tar. Set UNGER_GIT_COMMIT to the
 # commit the tree was copied from (the copy has no .git).
+# Finished checkpoints in data/carry/checkpoints (`python -m unger.training.carry_checkpoint slim
+# data/carry/checkpoints <checkpoint>...`: 4.9 MB for a Stage I instead of 19) go into the checkpoint folder
+# first, so the runs resume those stages. The checkpoints of runs stopped at the deadline come back in
+# checkpoints/ (at most 3 of at most 16 MiB: what a call returns); put them in data/06_models/checkpoints
+# here and the same run resumes them.
 set -u
 deadline=$1 jobs=$2
 shift 2
@@ -16,6 +21,9 @@ if [ -d .whl ]; then
   export PYTHONPATH=/tmp/site:$PWD/src
 fi
 export KEDRO_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+if [ -d data/carry/checkpoints ]; then
+  mkdir -p data/06_models/checkpoints && cp data/carry/checkpoints/*.pt data/06_models/checkpoints/ || exit 1
+fi
 python3 -c "import mlflow.store.tracking.sqlalchemy_store, kedro_mlflow.framework.hooks, torch, kedro
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'kedro', kedro.__version__)" || exit 1
 python3 -m unger.study_runner --jobs "$jobs" --deadline "$deadline" "$@"
@@ -27,4 +35,6 @@ mkdir -p "$out"
 tar czf "$out/runs.tgz" --exclude='*.parquet' --exclude='*.pt' docs/runs data/logs data/mlflow data/08_reporting 2>/dev/null
 rm -rf /tmp/recs
 python3 -m unger.evaluation.pack_recommendations /tmp/recs --split test && tar cf "$out/recs.tar" -C /tmp/recs .
-ls -la "$out"
+python3 -m unger.training.carry_checkpoint unfinished "$out/checkpoints" data/06_models/checkpoints \
+  --max-files 3
+ls -laR "$out"

@@ -252,3 +252,22 @@ def test_resumed_run_ends_with_the_same_weights(data, tmp_path):
 
     with pytest.raises(ValueError, match="different config"):
         train_fusion(train, valid, semantic, small_config(max_steps=8, eval_every=2, lr=5e-3), CPU, tmp_path / "b.pt")
+
+
+def test_slim_copy_of_a_finished_stage_one_gives_the_same_result_and_trains_no_further(data, tmp_path):
+    from unger.training.carry_checkpoint import slim_copy
+
+    train, valid, semantic = data
+    config = small_config(max_steps=4, eval_every=2)
+    full = train_fusion(train, valid, semantic, config, CPU, tmp_path / "fusion-a.pt")
+    slim = slim_copy(tmp_path / "fusion-a.pt", tmp_path / "carry")
+    assert slim.stat().st_size < 0.6 * (tmp_path / "fusion-a.pt").stat().st_size
+    again = train_fusion(train, valid, semantic, config, CPU, slim)
+    for key in full.state_dict:
+        assert torch.equal(full.state_dict[key], again.state_dict[key]), key
+    assert again.best_step == full.best_step and again.history == full.history
+    np.testing.assert_array_equal(full.integrated, again.integrated)
+    with pytest.raises(ValueError, match="without optimizer state"):
+        train_fusion(train, valid, semantic, small_config(max_steps=6, eval_every=2), CPU, slim)
+    with pytest.raises(ValueError, match="already a slim copy"):
+        slim_copy(slim, tmp_path / "twice")

@@ -343,3 +343,29 @@ def test_selection_keeps_best_and_stops_on_patience(data):
     assert again.state() is not state and again.best_state is sel.best_state
     assert (again.best_step, again.best_metrics, again.history, again.bad_evals, again.stopped) == (
         sel.best_step, sel.best_metrics, sel.history, sel.bad_evals, sel.stopped)
+
+
+def test_slim_copies_of_finished_runs_and_whole_copies_of_unfinished_ones(data, interactions, tmp_path):
+    from unger.training.carry_checkpoint import main, slim_copy, unfinished_copies
+
+    folder = tmp_path / "checkpoints"
+    done = _train(data, interactions, 8, folder / "generative-done.pt")
+    _train(data, interactions, 4, folder / "generative-half.pt")
+    # Finished under its own 4 steps; with a budget of 8 it is what a run stopped at a deadline leaves.
+    ckpt = torch.load(folder / "generative-half.pt", weights_only=True)
+    ckpt["train_config"]["max_steps"] = 8
+    torch.save(ckpt, folder / "generative-half.pt")
+
+    with pytest.raises(ValueError, match="before its run finished"):
+        slim_copy(folder / "generative-half.pt", tmp_path / "carry")
+    slim = slim_copy(folder / "generative-done.pt", tmp_path / "carry")
+    again = _train(data, interactions, 8, slim)
+    _assert_states_equal(done.best_state, again.best_state)
+    assert again.best_valid_metrics == done.best_valid_metrics and again.history == done.history
+    with pytest.raises(ValueError, match="without optimizer state"):
+        _train(data, interactions, 12, slim)
+
+    assert unfinished_copies(folder, tmp_path / "back", 2**30, 5) == [tmp_path / "back" / "generative-half.pt"]
+    assert unfinished_copies(folder, tmp_path / "none", 10, 5) == []
+    assert main(["unfinished", str(tmp_path / "cli"), str(folder)]) == 0
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["generative-half.pt"]

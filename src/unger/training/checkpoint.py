@@ -208,10 +208,29 @@ def stop_step(history: list[dict], metric: str, patience: int, max_steps: int) -
     return max_steps
 
 
-def resume(ckpt: dict, model, optimizer, selection: Selection, device: torch.device) -> int:
+def refuse_training_without_optimizer(path: Path, ckpt: dict, trains: bool) -> None:
+    """A ``without_optimizer`` copy can stand in for a finished run, not continue one: Adam restarted
+    from empty moments would train other weights than the run it claims to continue."""
+    if ckpt["optimizer"] is None and trains:
+        raise ValueError(f"checkpoint {path} is a copy without optimizer state (python -m "
+                         "unger.training.carry_checkpoint slim) and this run would train it further; use the "
+                         "full checkpoint")
+
+
+def resume(ckpt: dict, model, optimizer, selection: Selection, device: torch.device, max_steps: int,
+           path: Path | None = None) -> int:
     """Restore model, optimizer, selection and RNG state from ``ckpt``; returns its step."""
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
     selection.load(ckpt)
+    refuse_training_without_optimizer(path, ckpt, ckpt["step"] < max_steps and not selection.stopped)
+    model.load_state_dict(ckpt["model"])
+    if ckpt["optimizer"] is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
     set_rng_state(ckpt["rng"], device)
     return ckpt["step"]
+
+
+def without_optimizer(ckpt: dict) -> dict:
+    """A finished checkpoint without what only further training reads: the optimizer state (twice the
+    model under Adam) and, where they differ, the last weights (the best ones stand in). About a third of
+    the size, for carrying finished stages to another machine; every loader refuses to train it further."""
+    return {**ckpt, "optimizer": None, "model": ckpt["best_state"]}

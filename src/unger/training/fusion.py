@@ -26,7 +26,7 @@ from unger.models.fusion import (
     collaborative_matrix,
     integrated_embeddings,
 )
-from unger.training.checkpoint import cpu_state, save_atomic
+from unger.training.checkpoint import cpu_state, refuse_training_without_optimizer, save_atomic
 from unger.utils import seed_everything
 
 LogMetric = Callable[[str, float, int], None]
@@ -166,9 +166,12 @@ def train_fusion(
     if checkpoint_path is not None and checkpoint_path.exists():
         ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         _check_resumable(checkpoint_path, ckpt, config)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
         step, best_step, bad_evals = ckpt["step"], ckpt["best_step"], ckpt["bad_evals"]
+        trains = step < config.max_steps and bad_evals < config.patience
+        refuse_training_without_optimizer(checkpoint_path, ckpt, trains)
+        model.load_state_dict(ckpt["model"])
+        if ckpt["optimizer"] is not None:
+            optimizer.load_state_dict(ckpt["optimizer"])
         best_state, best_metrics, history = ckpt["best_state"], ckpt["best_metrics"], ckpt["history"]
 
     model.train()

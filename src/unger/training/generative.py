@@ -165,7 +165,7 @@ def train_generative(
         step, selection = 0, Selection(cfg.select_metric, cfg.patience)
         if path is not None and path.exists():
             ckpt = load_checkpoint(path, model.config, cfg, trajectory_fields(cfg))
-            step = resume(ckpt, model, optimizer, selection, device)
+            step = resume(ckpt, model, optimizer, selection, device, cfg.max_steps, path)
 
         model.train()
         order = BatchOrder(n_samples, cfg.batch_size, cfg.seed, device)

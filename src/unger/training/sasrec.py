@@ -184,7 +184,7 @@ def train_sasrec(
             ckpt = load_checkpoint(path, model_config, cfg, _TRAJECTORY_FIELDS)
             if ckpt["num_items"] != num_items:
                 raise ValueError(f"checkpoint {path} was made for {ckpt['num_items']} items, not {num_items}")
-            step = resume(ckpt, model, optimizer, selection, device)
+            step = resume(ckpt, model, optimizer, selection, device, cfg.max_steps, path)
 
         model.train()
         order = BatchOrder(n_samples, cfg.batch_size, cfg.seed, device)

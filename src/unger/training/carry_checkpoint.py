@@ -1,0 +1,94 @@
+"""Move checkpoints between this machine and a lent GPU, whose calls carry at most 64 MiB each way.
+
+    python -m unger.training.carry_checkpoint slim DEST CHECKPOINT [CHECKPOINT ...]
+    python -m unger.training.carry_checkpoint unfinished DEST FOLDER [--max-mib 16] [--max-files 5]
+
+``slim``: copies of finished checkpoints without their optimizer state and last weights
+(``checkpoint.without_optimizer``): a finished Stage I checkpoint of Beauty is 19 MB, 4.9 MB so. Every
+loop loads such a copy like the original and refuses to train it further; ``scripts/gpu_batch.sh``
+puts what it finds in ``data/carry/checkpoints`` into the checkpoint folder, so runs there resume the
+carried stages instead of training them again.
+``unfinished``: whole copies of the checkpoints in FOLDER whose run had not finished (a run stopped at a
+deadline), the most-trained first, up to ``--max-files`` files of at most ``--max-mib`` MiB each (what a
+call returns), for resuming here under the same name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from unger.training.checkpoint import save_atomic, stop_step, without_optimizer
+
+
+def finished(ckpt: dict) -> bool:
+    """Whether the run that wrote ``ckpt`` had stopped under its own settings: a Stage I checkpoint
+    (settings in ``config``) or one of the Stage II / SASRec loop (``train_config``)."""
+    if "train_config" in ckpt:
+        tc = ckpt["train_config"]
+        last = stop_step(ckpt["history"], tc["select_metric"], tc["patience"], tc["max_steps"])
+        return ckpt["stopped_early"] or ckpt["step"] >= last
+    config = ckpt["config"]
+    return ckpt["step"] >= config["max_steps"] or ckpt["bad_evals"] >= config["patience"]
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def slim_copy(source: Path, dest: Path) -> Path:
+    """Write the optimizer-less copy of the finished checkpoint ``source`` into the folder ``dest``."""
+    ckpt = _load(source)
+    if ckpt.get("optimizer") is None:
+        raise ValueError(f"{source} has no optimizer state: it is already a slim copy")
+    if not finished(ckpt):
+        raise ValueError(f"{source} stopped at step {ckpt['step']} before its run finished; carry it whole")
+    target = Path(dest) / Path(source).name
+    save_atomic(without_optimizer(ckpt), target)
+    return target
+
+
+def unfinished_copies(folder: Path, dest: Path, max_bytes: int, max_files: int) -> list[Path]:
+    """Copy the unfinished checkpoints of ``folder`` that fit into ``dest``; returns the copies."""
+    candidates = []
+    for path in sorted(Path(folder).glob("*.pt")):
+        ckpt = _load(path)
+        if ckpt.get("optimizer") is not None and not finished(ckpt):
+            candidates.append((-ckpt["step"], path))
+    copies = []
+    for _, path in sorted(candidates):
+        if len(copies) == max_files:
+            break
+        if path.stat().st_size <= max_bytes:
+            Path(dest).mkdir(parents=True, exist_ok=True)
+            copies.append(Path(shutil.copy2(path, Path(dest) / path.name)))
+    return copies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    slim = sub.add_parser("slim", help="optimizer-less copies of finished checkpoints")
+    slim.add_argument("dest", type=Path)
+    slim.add_argument("checkpoints", type=Path, nargs="+")
+    back = sub.add_parser("unfinished", help="whole copies of the unfinished checkpoints of a folder")
+    back.add_argument("dest", type=Path)
+    back.add_argument("folder", type=Path)
+    back.add_argument("--max-mib", type=float, default=16)
+    back.add_argument("--max-files", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.command == "slim":
+        copies = [slim_copy(source, args.dest) for source in args.checkpoints]
+    else:
+        copies = unfinished_copies(args.folder, args.dest, int(args.max_mib * 2**20), args.max_files)
+    for path in copies:
+        print(f"{path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
