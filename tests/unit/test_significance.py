@@ -101,3 +101,4 @@ def test_packed_copies_give_the_same_paired_comparison(tmp_path):
                                  k=5, n_boot=200)
     again = paired_comparison(packed, load_recommendations("b", "test", tmp_path / "packed"), k=5, n_boot=200)
     assert again == original
+    assert pack_main([str(tmp_path / "none"), "--root", str(tmp_path / "no_study_yet")]) == []

@@ -31,8 +31,11 @@ def compact(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def pack(dest: Path, splits: tuple[str, ...] = ("test",), root: Path = STUDY_OUTPUTS) -> list[Path]:
-    """Write a compact copy of every run's recommendations for ``splits`` under ``dest``; returns the files."""
+    """Write a compact copy of every run's recommendations for ``splits`` under ``dest``; returns the files
+    (none where no run has finished: ``root`` does not exist yet)."""
     written = []
+    if not Path(root).is_dir():
+        return written
     for run_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
         for split in splits:
             if not (run_dir / f"{split}_recommendations.parquet").exists():
