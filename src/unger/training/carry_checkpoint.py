@@ -4,13 +4,13 @@
     python -m unger.training.carry_checkpoint unfinished DEST FOLDER [--max-mib 16] [--max-files 5]
 
 ``slim``: copies of finished checkpoints without their optimizer state and last weights
-(``checkpoint.without_optimizer``): a finished Stage I checkpoint of Beauty is 19 MB, 4.9 MB so. Every
+(``checkpoint.without_optimizer``): a finished Stage I checkpoint of Beauty is 19 MB, its copy 4.9 MB. Every
 loop loads such a copy like the original and refuses to train it further; ``scripts/gpu_batch.sh``
 puts what it finds in ``data/carry/checkpoints`` into the checkpoint folder, so runs there resume the
 carried stages instead of training them again.
 ``unfinished``: whole copies of the checkpoints in FOLDER whose run had not finished (a run stopped at a
 deadline), the most-trained first, up to ``--max-files`` files of at most ``--max-mib`` MiB each (what a
-call returns), for resuming here under the same name.
+call returns), for resuming here under the same name; those left behind are named on stderr.
 """
 
 from __future__ import annotations
@@ -52,21 +52,22 @@ def slim_copy(source: Path, dest: Path) -> Path:
     return target
 
 
-def unfinished_copies(folder: Path, dest: Path, max_bytes: int, max_files: int) -> list[Path]:
-    """Copy the unfinished checkpoints of ``folder`` that fit into ``dest``; returns the copies."""
+def unfinished_copies(folder: Path, dest: Path, max_bytes: int, max_files: int) -> tuple[list[Path], list[Path]]:
+    """Copy the unfinished checkpoints of ``folder`` that fit into ``dest``; returns the copies and the
+    unfinished checkpoints left behind (too large, or past ``max_files``)."""
     candidates = []
     for path in sorted(Path(folder).glob("*.pt")):
         ckpt = _load(path)
         if ckpt.get("optimizer") is not None and not finished(ckpt):
             candidates.append((-ckpt["step"], path))
-    copies = []
+    copies, left = [], []
     for _, path in sorted(candidates):
-        if len(copies) == max_files:
-            break
-        if path.stat().st_size <= max_bytes:
-            Path(dest).mkdir(parents=True, exist_ok=True)
-            copies.append(Path(shutil.copy2(path, Path(dest) / path.name)))
-    return copies
+        if len(copies) == max_files or path.stat().st_size > max_bytes:
+            left.append(path)
+            continue
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        copies.append(Path(shutil.copy2(path, Path(dest) / path.name)))
+    return copies, left
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "slim":
         copies = [slim_copy(source, args.dest) for source in args.checkpoints]
     else:
-        copies = unfinished_copies(args.folder, args.dest, int(args.max_mib * 2**20), args.max_files)
+        copies, left = unfinished_copies(args.folder, args.dest, int(args.max_mib * 2**20), args.max_files)
+        for path in left:
+            print(f"left behind (size or file limit): {path} ({path.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     for path in copies:
         print(f"{path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
