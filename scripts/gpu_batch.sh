@@ -1,7 +1,9 @@
 #!/bin/bash
 # Study runs in parallel on a GPU machine that has no internet and holds the split and the semantic
 # embeddings under data/ (copied from a machine that ran `kedro run --pipelines=data_processing,semantic`).
-# Usage: scripts/gpu_batch.sh DEADLINE_S JOBS RUN [RUN ...]
+# Usage: scripts/gpu_batch.sh DEADLINE_S JOBS [--from-node NODE] RUN [RUN ...]
+# (--from-node train_stage_one_node: runs whose semantic embeddings were carried, on a machine without the
+# text encoder's weights, e.g. the Figure 7 encoders: data/04_feature/study/<run>/semantic_embeddings.npy.)
 # Installs the wheels in .whl/ (scripts/offline_wheels.sh) into /tmp/site when that folder exists, runs
 # `python -m unger.study_runner`, prints the tail of each failed log, and packs the records, logs,
 # MLflow stores and reports into ${OUT:-data/bench}/runs.tgz, and compact copies of the test ranked lists

@@ -47,6 +47,14 @@ def test_parallel_runs_get_their_own_mlflow_store(tmp_path: Path, monkeypatch):
     assert seen["c_0"][0] is None  # one at a time: the project's own store
 
 
+def test_each_run_gets_its_own_params_and_start_node():
+    launch = study_runner.Launch(threads=1, params="runtime.device=cuda", from_node="train_stage_one_node")
+    assert study_runner._command("encoder_mpnet_s2024", launch)[3:] == [
+        "run", "--pipelines=study", "--namespaces=encoder_mpnet_s2024", "--params=runtime.device=cuda",
+        "--from-nodes=encoder_mpnet_s2024.train_stage_one_node"]
+    assert "--from-nodes" not in " ".join(study_runner._command("unger_s2024", study_runner.Launch(threads=1)))
+
+
 def test_checkpoint_lock_serialises_runs_sharing_a_checkpoint(tmp_path: Path):
     checkpoint, order = tmp_path / "ckpt" / "fusion-x.pt", []
 

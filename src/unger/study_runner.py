@@ -30,12 +30,20 @@ class Launch:
     logs: Path = Path("data/logs")
     stores: Path | None = None  # None: the project's own MLflow store
     params: str | None = None
+    from_node: str | None = None  # start each run at its node of this name (inputs persisted)
 
 
-def _start(run: str, launch: Launch) -> subprocess.Popen:
+def _command(run: str, launch: Launch) -> list[str]:
     command = [sys.executable, "-m", "kedro", "run", "--pipelines=study", f"--namespaces={run}"]
     if launch.params:
         command.append(f"--params={launch.params}")
+    if launch.from_node:
+        command.append(f"--from-nodes={run}.{launch.from_node}")
+    return command
+
+
+def _start(run: str, launch: Launch) -> subprocess.Popen:
+    command = _command(run, launch)
     env = {**os.environ, "OMP_NUM_THREADS": str(launch.threads), "MKL_NUM_THREADS": str(launch.threads),
            "PYTHONUNBUFFERED": "1"}
     if launch.stores is not None:
@@ -57,11 +65,13 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def run_parallel(runs: list[str], jobs: int, deadline_s: float, params: str | None = None) -> dict[str, str]:
+def run_parallel(runs: list[str], jobs: int, deadline_s: float, params: str | None = None,
+                 from_node: str | None = None) -> dict[str, str]:
     """Run ``runs`` in order, ``jobs`` at a time; returns each run's outcome (``ok``, ``failed rc=N``,
     ``interrupted`` or ``not started``). Stopping the runner stops its runs too."""
     stores = Path("data/mlflow") if jobs > 1 else None
-    launch = Launch(threads=max(1, (os.cpu_count() or 1) // jobs), stores=stores, params=params)
+    launch = Launch(threads=max(1, (os.cpu_count() or 1) // jobs), stores=stores, params=params,
+                    from_node=from_node)
     for folder in (launch.logs, stores):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
@@ -103,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=float("inf"), help="seconds before unfinished runs are stopped")
     parser.add_argument("--params", help="passed to every run as --params")
+    parser.add_argument("--from-node", help="start every run at its node of this name (e.g. train_stage_one_node "
+                        "on a machine without the text encoder, with each run's semantic embeddings carried)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    outcome = run_parallel(args.runs, args.jobs, args.deadline, args.params)
+    outcome = run_parallel(args.runs, args.jobs, args.deadline, args.params, args.from_node)
     for run in args.runs:
         print(f"{run}: {outcome[run]}")
     return 0 if all(v == "ok" for v in outcome.values()) else 1
