@@ -23,8 +23,9 @@ if [ -d .whl ]; then
   export PYTHONPATH=/tmp/site:$PWD/src
 fi
 export KEDRO_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-if [ -d data/carry/checkpoints ]; then
-  mkdir -p data/06_models/checkpoints && cp data/carry/checkpoints/*.pt data/06_models/checkpoints/ || exit 1
+carried=(data/carry/checkpoints/*.pt)
+if [ -e "${carried[0]}" ]; then
+  mkdir -p data/06_models/checkpoints && cp "${carried[@]}" data/06_models/checkpoints/ || exit 1
 fi
 python3 -c "import mlflow.store.tracking.sqlalchemy_store, kedro_mlflow.framework.hooks, torch, kedro
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'kedro', kedro.__version__)" || exit 1
@@ -35,7 +36,7 @@ done | head -150
 out=${OUT:-data/bench}
 mkdir -p "$out"
 tar czf "$out/runs.tgz" --exclude='*.parquet' --exclude='*.pt' docs/runs data/logs data/mlflow data/08_reporting 2>/dev/null
-rm -rf /tmp/recs
+rm -rf /tmp/recs && mkdir -p /tmp/recs
 python3 -m unger.evaluation.pack_recommendations /tmp/recs --split test && tar cf "$out/recs.tar" -C /tmp/recs .
 python3 -m unger.training.carry_checkpoint unfinished "$out/checkpoints" data/06_models/checkpoints \
   --max-files 3
