@@ -11,9 +11,10 @@
 # commit the tree was copied from (the copy has no .git).
 # Finished checkpoints in data/carry/checkpoints (`python -m unger.training.carry_checkpoint slim
 # data/carry/checkpoints <checkpoint>...`: 4.9 MB for a Stage I instead of 19) go into the checkpoint folder
-# first, so the runs resume those stages. The checkpoints of runs stopped at the deadline come back in
-# checkpoints/ (at most 3 of at most 16 MiB: what a call returns); put them in data/06_models/checkpoints
-# here and the same run resumes them.
+# first, so the runs resume those stages. Back in checkpoints/ come the checkpoints of runs stopped at the
+# deadline, then slim copies of the Stage I checkpoints trained here (a stopped Stage II resumes only on
+# its own Stage I): at most 6 files of at most 16 MiB, what a call returns beside runs.tgz and recs.tar.
+# Put them in data/06_models/checkpoints here and the same runs resume them.
 set -u
 deadline=$1 jobs=$2
 shift 2
@@ -38,6 +39,6 @@ mkdir -p "$out"
 tar czf "$out/runs.tgz" --exclude='*.parquet' --exclude='*.pt' docs/runs data/logs data/mlflow data/08_reporting 2>/dev/null
 rm -rf /tmp/recs && mkdir -p /tmp/recs
 python3 -m unger.evaluation.pack_recommendations /tmp/recs --split test && tar cf "$out/recs.tar" -C /tmp/recs .
-python3 -m unger.training.carry_checkpoint unfinished "$out/checkpoints" data/06_models/checkpoints \
-  --max-files 3
+python3 -m unger.training.carry_checkpoint back "$out/checkpoints" data/06_models/checkpoints \
+  --skip data/carry/checkpoints --max-files 6
 ls -laR "$out"

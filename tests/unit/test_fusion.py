@@ -271,3 +271,24 @@ def test_slim_copy_of_a_finished_stage_one_gives_the_same_result_and_trains_no_f
         train_fusion(train, valid, semantic, small_config(max_steps=6, eval_every=2), CPU, slim)
     with pytest.raises(ValueError, match="already a slim copy"):
         slim_copy(slim, tmp_path / "twice")
+
+
+def test_a_gpu_call_returns_the_stage_one_checkpoints_it_trained_slim_and_not_the_carried_ones(data, tmp_path):
+    from unger.training.carry_checkpoint import main, stage_one_copies
+
+    train, valid, semantic = data
+    folder, carried = tmp_path / "checkpoints", tmp_path / "carried"
+    carried.mkdir()
+    train_fusion(train, valid, semantic, small_config(max_steps=4, eval_every=2), CPU, folder / "fusion-new.pt")
+    train_fusion(train, valid, semantic, small_config(max_steps=4, eval_every=2, seed=7), CPU, folder / "fusion-old.pt")
+    (carried / "fusion-old.pt").write_bytes(b"")
+    stopped = torch.load(folder / "fusion-new.pt", weights_only=True)
+    stopped["config"]["max_steps"], stopped["bad_evals"] = 8, 0
+    torch.save(stopped, folder / "fusion-stopped.pt")
+
+    copies, left = stage_one_copies(folder, tmp_path / "back", carried, 5)
+    assert [p.name for p in copies] == ["fusion-new.pt"] and left == []
+    assert torch.load(copies[0], weights_only=True)["optimizer"] is None
+    assert stage_one_copies(folder, tmp_path / "none", carried, 0) == ([], [folder / "fusion-new.pt"])
+    assert main(["back", str(tmp_path / "cli"), str(folder), "--skip", str(carried), "--max-files", "1"]) == 0
+    assert [p.name for p in (tmp_path / "cli").iterdir()] == ["fusion-stopped.pt"]

@@ -367,5 +367,5 @@ def test_slim_copies_of_finished_runs_and_whole_copies_of_unfinished_ones(data, 
 
     assert unfinished_copies(folder, tmp_path / "back", 2**30, 5) == ([tmp_path / "back" / "generative-half.pt"], [])
     assert unfinished_copies(folder, tmp_path / "none", 10, 5) == ([], [folder / "generative-half.pt"])
-    assert main(["unfinished", str(tmp_path / "cli"), str(folder)]) == 0
+    assert main(["back", str(tmp_path / "cli"), str(folder)]) == 0
     assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["generative-half.pt"]

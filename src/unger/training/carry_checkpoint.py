@@ -1,16 +1,18 @@
 """Move checkpoints between this machine and a lent GPU, whose calls carry at most 64 MiB each way.
 
     python -m unger.training.carry_checkpoint slim DEST CHECKPOINT [CHECKPOINT ...]
-    python -m unger.training.carry_checkpoint unfinished DEST FOLDER [--max-mib 16] [--max-files 5]
+    python -m unger.training.carry_checkpoint back DEST FOLDER [--skip CARRIED] [--max-mib 16] [--max-files 6]
 
 ``slim``: copies of finished checkpoints without their optimizer state and last weights
 (``checkpoint.without_optimizer``): a finished Stage I checkpoint of Beauty is 19 MB, its copy 4.9 MB. Every
 loop loads such a copy like the original and refuses to train it further; ``scripts/gpu_batch.sh``
 puts what it finds in ``data/carry/checkpoints`` into the checkpoint folder, so runs there resume the
 carried stages instead of training them again.
-``unfinished``: whole copies of the checkpoints in FOLDER whose run had not finished (a run stopped at a
-deadline), the most-trained first, up to ``--max-files`` files of at most ``--max-mib`` MiB each (what a
-call returns), for resuming here under the same name; those left behind are named on stderr.
+``back``: what a GPU call returns, up to ``--max-files`` files of at most ``--max-mib`` MiB each. First whole
+copies of the checkpoints in FOLDER whose run had not finished (a run stopped at a deadline), the
+most-trained first, for resuming here under the same name; then slim copies of the finished Stage I
+checkpoints that were not carried in (not in ``--skip``): a stopped Stage II resumes here only on the Stage
+I it was trained on, and a CPU Stage I is not the GPU's. Those left behind are named on stderr.
 """
 
 from __future__ import annotations
@@ -70,22 +72,45 @@ def unfinished_copies(folder: Path, dest: Path, max_bytes: int, max_files: int) 
     return copies, left
 
 
+def stage_one_copies(folder: Path, dest: Path, skip: Path | None, max_files: int) -> tuple[list[Path], list[Path]]:
+    """Slim copies of the finished Stage I checkpoints of ``folder`` that ``skip`` does not hold, newest
+    first, at most ``max_files``; returns the copies and the finished ones left behind."""
+    carried = {p.name for p in Path(skip).glob("*.pt")} if skip is not None else set()
+    paths = sorted(Path(folder).glob("fusion-*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    copies, left = [], []
+    for path in paths:
+        if path.name in carried:
+            continue
+        ckpt = _load(path)
+        if ckpt.get("optimizer") is None or not finished(ckpt):
+            continue
+        if len(copies) == max_files:
+            left.append(path)
+            continue
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        copies.append(slim_copy(path, dest))
+    return copies, left
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     slim = sub.add_parser("slim", help="optimizer-less copies of finished checkpoints")
     slim.add_argument("dest", type=Path)
     slim.add_argument("checkpoints", type=Path, nargs="+")
-    back = sub.add_parser("unfinished", help="whole copies of the unfinished checkpoints of a folder")
+    back = sub.add_parser("back", help="unfinished checkpoints whole, then new finished Stage I ones slim")
     back.add_argument("dest", type=Path)
     back.add_argument("folder", type=Path)
+    back.add_argument("--skip", type=Path, help="folder of the checkpoints that were carried in")
     back.add_argument("--max-mib", type=float, default=16)
-    back.add_argument("--max-files", type=int, default=5)
+    back.add_argument("--max-files", type=int, default=6)
     args = parser.parse_args(argv)
     if args.command == "slim":
         copies = [slim_copy(source, args.dest) for source in args.checkpoints]
     else:
         copies, left = unfinished_copies(args.folder, args.dest, int(args.max_mib * 2**20), args.max_files)
+        stage_one, left_finished = stage_one_copies(args.folder, args.dest, args.skip, args.max_files - len(copies))
+        copies, left = copies + stage_one, left + left_finished
         for path in left:
             print(f"left behind (size or file limit): {path} ({path.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     for path in copies:
