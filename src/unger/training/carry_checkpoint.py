@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from unger.training.checkpoint import save_atomic, stop_step, without_optimizer
+from unger.training.fusion import keeps_training
 
 
 def finished(ckpt: dict) -> bool:
@@ -35,7 +36,7 @@ def finished(ckpt: dict) -> bool:
         last = stop_step(ckpt["history"], tc["select_metric"], tc["patience"], tc["max_steps"])
         return ckpt["stopped_early"] or ckpt["step"] >= last
     config = ckpt["config"]
-    return ckpt["step"] >= config["max_steps"] or ckpt["bad_evals"] >= config["patience"]
+    return not keeps_training(ckpt["step"], ckpt["bad_evals"], config["max_steps"], config["patience"])
 
 
 def _load(path: Path) -> dict:

@@ -105,6 +105,12 @@ def evaluate_stage_one(state: dict, config: FusionConfig, semantic: np.ndarray, 
     return out
 
 
+def keeps_training(step: int, bad_evals: int, max_steps: int, patience: int) -> bool:
+    """Stage I's stop rule: go on while under ``max_steps`` and under ``patience`` evaluations without
+    improvement (also how a saved checkpoint tells whether its run had finished)."""
+    return step < max_steps and bad_evals < patience
+
+
 def _check_resumable(path: Path, ckpt: dict, config: FusionConfig) -> None:
     """Refuse a checkpoint of another configuration, or one trained past this run's ``max_steps``
     (its best state may come from steps this run would never take)."""
@@ -167,7 +173,7 @@ def train_fusion(
         ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         _check_resumable(checkpoint_path, ckpt, config)
         step, best_step, bad_evals = ckpt["step"], ckpt["best_step"], ckpt["bad_evals"]
-        trains = step < config.max_steps and bad_evals < config.patience
+        trains = keeps_training(step, bad_evals, config.max_steps, config.patience)
         refuse_training_without_optimizer(checkpoint_path, ckpt, trains)
         model.load_state_dict(ckpt["model"])
         if ckpt["optimizer"] is not None:
@@ -177,7 +183,7 @@ def train_fusion(
     model.train()
     window: dict[str, list[float]] = {"loss": [], "seq_loss": [], "align_loss": []}
     started = time.perf_counter()
-    while step < config.max_steps and bad_evals < config.patience:
+    while keeps_training(step, bad_evals, config.max_steps, config.patience):
         idx = _batch_indices(len(targets_t), config.batch_size, config.seed, step)
         align = _align_items(num_items, config.align_batch_size, config.seed, step).to(device)
         losses = model(histories_t[idx].to(device), targets_t[idx].to(device), align)
