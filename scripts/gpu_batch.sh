@@ -14,7 +14,10 @@
 # first, so the runs resume those stages. Back in checkpoints/ come the checkpoints of runs stopped at the
 # deadline, then slim copies of the Stage I checkpoints trained here (a stopped Stage II resumes only on
 # its own Stage I): at most 6 files of at most 16 MiB, what a call returns beside runs.tgz and recs.tar.
-# Put them in data/06_models/checkpoints here and the same runs resume them.
+# Put them in data/06_models/checkpoints here and the same runs resume them, where their inputs come out
+# bit-identical here (checkpoints are named after them): true of semantic_only and of the unger variant's
+# Stage II; the concat variant's embeddings (a PCA) differed between machines and thread counts, so its
+# Stage II started again.
 set -u
 deadline=$1 jobs=$2
 shift 2
