@@ -15,9 +15,9 @@
 # deadline, then slim copies of the Stage I checkpoints trained here (a stopped Stage II resumes only on
 # its own Stage I): at most 6 files of at most 16 MiB, what a call returns beside runs.tgz and recs.tar.
 # Put them in data/06_models/checkpoints here and the same runs resume them, where their inputs come out
-# bit-identical here (checkpoints are named after them): true of semantic_only and of the unger variant's
-# Stage II; the concat variant's embeddings (a PCA) differed between machines and thread counts, so its
-# Stage II started again.
+# bit-identical here (checkpoints are named after them). Seen on 2026-11-28: semantic_only's Stage II
+# (k-means of the semantic embeddings) resumed here; concat's (its Stage I carried back slim) got another
+# name on this CPU and on the H200 with another thread count, and started again.
 set -u
 deadline=$1 jobs=$2
 shift 2
