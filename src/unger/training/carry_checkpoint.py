@@ -43,9 +43,10 @@ def _load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def slim_copy(source: Path, dest: Path) -> Path:
-    """Write the optimizer-less copy of the finished checkpoint ``source`` into the folder ``dest``."""
-    ckpt = _load(source)
+def slim_copy(source: Path, dest: Path, ckpt: dict | None = None) -> Path:
+    """Write the optimizer-less copy of the finished checkpoint ``source`` into the folder ``dest``
+    (``ckpt``: its contents, where the caller has loaded them already)."""
+    ckpt = _load(source) if ckpt is None else ckpt
     if ckpt.get("optimizer") is None:
         raise ValueError(f"{source} has no optimizer state: it is already a slim copy")
     if not finished(ckpt):
@@ -89,7 +90,7 @@ def stage_one_copies(folder: Path, dest: Path, skip: Path | None, max_files: int
             left.append(path)
             continue
         Path(dest).mkdir(parents=True, exist_ok=True)
-        copies.append(slim_copy(path, dest))
+        copies.append(slim_copy(path, dest, ckpt))
     return copies, left
 
 
