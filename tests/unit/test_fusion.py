@@ -274,7 +274,7 @@ def test_slim_copy_of_a_finished_stage_one_gives_the_same_result_and_trains_no_f
 
 
 def test_a_gpu_call_returns_the_stage_one_checkpoints_it_trained_slim_and_not_the_carried_ones(data, tmp_path):
-    from unger.training.carry_checkpoint import main, stage_one_copies
+    from unger.training.carry_checkpoint import carry_back, main
 
     train, valid, semantic = data
     folder, carried = tmp_path / "checkpoints", tmp_path / "carried"
@@ -286,9 +286,12 @@ def test_a_gpu_call_returns_the_stage_one_checkpoints_it_trained_slim_and_not_th
     stopped["config"]["max_steps"], stopped["bad_evals"] = 8, 0
     torch.save(stopped, folder / "fusion-stopped.pt")
 
-    copies, left = stage_one_copies(folder, tmp_path / "back", carried, 5)
-    assert [p.name for p in copies] == ["fusion-new.pt"] and left == []
-    assert torch.load(copies[0], weights_only=True)["optimizer"] is None
-    assert stage_one_copies(folder, tmp_path / "none", carried, 0) == ([], [folder / "fusion-new.pt"])
+    (folder / "fusion-new.pt").rename(folder / "stage-one-by-contents.pt")  # kinds are read, not named
+    copies, left = carry_back(folder, tmp_path / "back", carried, 2**30, 5)
+    assert [p.name for p in copies] == ["fusion-stopped.pt", "stage-one-by-contents.pt"] and left == []
+    assert torch.load(copies[0], weights_only=True)["optimizer"] is not None
+    assert torch.load(copies[1], weights_only=True)["optimizer"] is None
+    assert carry_back(folder, tmp_path / "none", carried, 2**30, 1) == (
+        [tmp_path / "none" / "fusion-stopped.pt"], [folder / "stage-one-by-contents.pt"])
     assert main(["back", str(tmp_path / "cli"), str(folder), "--skip", str(carried), "--max-files", "1"]) == 0
     assert [p.name for p in (tmp_path / "cli").iterdir()] == ["fusion-stopped.pt"]

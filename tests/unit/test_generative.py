@@ -346,7 +346,7 @@ def test_selection_keeps_best_and_stops_on_patience(data):
 
 
 def test_slim_copies_of_finished_runs_and_whole_copies_of_unfinished_ones(data, interactions, tmp_path):
-    from unger.training.carry_checkpoint import main, slim_copy, unfinished_copies
+    from unger.training.carry_checkpoint import carry_back, main, slim_copy
 
     folder = tmp_path / "checkpoints"
     done = _train(data, interactions, 8, folder / "generative-done.pt")
@@ -365,7 +365,8 @@ def test_slim_copies_of_finished_runs_and_whole_copies_of_unfinished_ones(data, 
     with pytest.raises(ValueError, match="without optimizer state"):
         _train(data, interactions, 12, slim)
 
-    assert unfinished_copies(folder, tmp_path / "back", 2**30, 5) == ([tmp_path / "back" / "generative-half.pt"], [])
-    assert unfinished_copies(folder, tmp_path / "none", 10, 5) == ([], [folder / "generative-half.pt"])
+    # Finished Stage II checkpoints (done) stay behind: only Stage I ones come back slim.
+    assert carry_back(folder, tmp_path / "back", None, 2**30, 5) == ([tmp_path / "back" / "generative-half.pt"], [])
+    assert carry_back(folder, tmp_path / "none", None, 10, 5) == ([], [folder / "generative-half.pt"])
     assert main(["back", str(tmp_path / "cli"), str(folder)]) == 0
     assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["generative-half.pt"]

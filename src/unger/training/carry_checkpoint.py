@@ -56,41 +56,37 @@ def slim_copy(source: Path, dest: Path, ckpt: dict | None = None) -> Path:
     return target
 
 
-def unfinished_copies(folder: Path, dest: Path, max_bytes: int, max_files: int) -> tuple[list[Path], list[Path]]:
-    """Copy the unfinished checkpoints of ``folder`` that fit into ``dest``; returns the copies and the
-    unfinished checkpoints left behind (too large, or past ``max_files``)."""
-    candidates = []
+def carry_back(folder: Path, dest: Path, skip: Path | None, max_bytes: int, max_files: int) -> tuple[list[Path], list[Path]]:
+    """What a GPU call returns from ``folder`` into ``dest``, in one pass over the checkpoints' contents.
+
+    First whole copies of the unfinished checkpoints (optimizer state kept, run stopped before its own
+    end), most-trained first, each at most ``max_bytes``; then slim copies of the finished Stage I
+    checkpoints (those without a Stage II/SASRec ``train_config``) that ``skip`` does not hold, newest
+    first. At most ``max_files`` in all. Returns the copies and the checkpoints left behind by a limit.
+    """
+    carried = {p.name for p in Path(skip).glob("*.pt")} if skip is not None else set()
+    unfinished, stage_one = [], []
     for path in sorted(Path(folder).glob("*.pt")):
         ckpt = _load(path)
-        if ckpt.get("optimizer") is not None and not finished(ckpt):
-            candidates.append((-ckpt["step"], path))
+        if ckpt.get("optimizer") is None:
+            continue  # a slim copy: finished, and carried in
+        if not finished(ckpt):
+            unfinished.append((-ckpt["step"], path))
+        elif "train_config" not in ckpt and path.name not in carried:
+            stage_one.append((-path.stat().st_mtime, path, without_optimizer(ckpt)))
     copies, left = [], []
-    for _, path in sorted(candidates):
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    for _, path in sorted(unfinished):
         if len(copies) == max_files or path.stat().st_size > max_bytes:
             left.append(path)
-            continue
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        copies.append(Path(shutil.copy2(path, Path(dest) / path.name)))
-    return copies, left
-
-
-def stage_one_copies(folder: Path, dest: Path, skip: Path | None, max_files: int) -> tuple[list[Path], list[Path]]:
-    """Slim copies of the finished Stage I checkpoints of ``folder`` that ``skip`` does not hold, newest
-    first, at most ``max_files``; returns the copies and the finished ones left behind."""
-    carried = {p.name for p in Path(skip).glob("*.pt")} if skip is not None else set()
-    paths = sorted(Path(folder).glob("fusion-*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    copies, left = [], []
-    for path in paths:
-        if path.name in carried:
-            continue
-        ckpt = _load(path)
-        if ckpt.get("optimizer") is None or not finished(ckpt):
-            continue
+        else:
+            copies.append(Path(shutil.copy2(path, Path(dest) / path.name)))
+    for _, path, slim in sorted(stage_one, key=lambda entry: entry[:2]):
         if len(copies) == max_files:
             left.append(path)
-            continue
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        copies.append(slim_copy(path, dest, ckpt))
+        else:
+            save_atomic(slim, Path(dest) / path.name)
+            copies.append(Path(dest) / path.name)
     return copies, left
 
 
@@ -110,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "slim":
         copies = [slim_copy(source, args.dest) for source in args.checkpoints]
     else:
-        copies, left = unfinished_copies(args.folder, args.dest, int(args.max_mib * 2**20), args.max_files)
-        stage_one, left_finished = stage_one_copies(args.folder, args.dest, args.skip, args.max_files - len(copies))
-        copies, left = copies + stage_one, left + left_finished
+        copies, left = carry_back(args.folder, args.dest, args.skip, int(args.max_mib * 2**20), args.max_files)
         for path in left:
             print(f"left behind (size or file limit): {path} ({path.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     for path in copies:
