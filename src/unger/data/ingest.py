@@ -59,11 +59,19 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes | None, BadLine | None]]
         yield lineno + 1, None, BadLine(str(path), lineno + 1, "<file>", f"unreadable gzip stream: {exc}")
 
 
-def _decode(path: Path, lineno: int, raw: bytes) -> tuple[str | None, BadLine | None]:
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        return None, BadLine(str(path), lineno, "<line>", f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+def decoded_lines(path: Path, bad: list[BadLine]) -> Iterator[tuple[int, str]]:
+    """Yield ``(lineno, text)`` for every non-blank line of ``path``; a line that is not UTF-8, or the
+    break of a corrupt gzip stream, goes into ``bad`` instead."""
+    for lineno, raw, broken in iter_lines(path):
+        if broken is not None:
+            bad.append(broken)
+            return
+        if not raw.strip():
+            continue
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append(BadLine(str(path), lineno, "<line>", f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
 
 
 def _check_review(record: Any, path: Path, lineno: int) -> BadLine | None:
@@ -89,20 +97,13 @@ def parse_reviews(path: Path) -> tuple[pd.DataFrame, list[BadLine]]:
     """
     rows: list[tuple[str, str, int, int]] = []
     bad: list[BadLine] = []
-    for lineno, raw, broken in iter_lines(path):
-        if broken is not None:
-            bad.append(broken)
-            break
-        if not raw.strip():
-            continue
-        text, err = _decode(path, lineno, raw)
-        if err is None:
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                err = BadLine(str(path), lineno, "<line>", f"invalid JSON: {exc.msg} at column {exc.colno}")
-            else:
-                err = _check_review(record, path, lineno)
+    for lineno, text in decoded_lines(path, bad):
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            err = BadLine(str(path), lineno, "<line>", f"invalid JSON: {exc.msg} at column {exc.colno}")
+        else:
+            err = _check_review(record, path, lineno)
         if err is not None:
             bad.append(err)
             continue
@@ -141,16 +142,7 @@ def parse_meta(path: Path, keep_asins: set[str] | None = None) -> tuple[pd.DataF
     """
     rows: list[dict[str, Any]] = []
     bad: list[BadLine] = []
-    for lineno, raw, broken in iter_lines(path):
-        if broken is not None:
-            bad.append(broken)
-            break
-        if not raw.strip():
-            continue
-        text, err = _decode(path, lineno, raw)
-        if err is not None:
-            bad.append(err)
-            continue
+    for lineno, text in decoded_lines(path, bad):
         try:
             record = _parse_meta_record(text)
         except (json.JSONDecodeError, ValueError) as exc:
