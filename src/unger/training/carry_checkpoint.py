@@ -73,7 +73,7 @@ def carry_back(folder: Path, dest: Path, skip: Path | None, max_bytes: int, max_
         if not finished(ckpt):
             unfinished.append((-ckpt["step"], path))
         elif "train_config" not in ckpt and path.name not in carried:
-            stage_one.append((-path.stat().st_mtime, path, without_optimizer(ckpt)))
+            stage_one.append((-path.stat().st_mtime, path, ckpt))
     copies, left = [], []
     Path(dest).mkdir(parents=True, exist_ok=True)
     for _, path in sorted(unfinished):
@@ -81,12 +81,11 @@ def carry_back(folder: Path, dest: Path, skip: Path | None, max_bytes: int, max_
             left.append(path)
         else:
             copies.append(Path(shutil.copy2(path, Path(dest) / path.name)))
-    for _, path, slim in sorted(stage_one, key=lambda entry: entry[:2]):
+    for _, path, ckpt in sorted(stage_one, key=lambda entry: entry[:2]):
         if len(copies) == max_files:
             left.append(path)
         else:
-            save_atomic(slim, Path(dest) / path.name)
-            copies.append(Path(dest) / path.name)
+            copies.append(slim_copy(path, dest, ckpt))
     return copies, left
 
 
