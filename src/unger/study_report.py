@@ -278,6 +278,7 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
             lines.append(f"| {x} | {name} | {n} | " + " | ".join(f"{mean[m]:.4f}" for m in METRICS) + " |")
         lines.append("")
     lines += ["## Stage I's DIN alone (not in the paper)", "", *_stage_one_lines(summary), ""]
+    lines += ["## Test NDCG@10 by the target's training count (not in the paper)", "", *_popularity_lines(summary), ""]
     lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), *_benchmark_speed_lines(benchmarks), ""]
     lines += ["## Runs", "", "`settings`: a hash of the run's parameters without its seed (`-`: made before records",
               "kept them); seeds of one experiment with different hashes were not run under the same settings.", "",
@@ -316,6 +317,24 @@ def _stage_one_lines(summary: dict) -> list[str]:
         sd = f" ± {st['std']['ndcg@10']:.4f}" if st["std"] else ""
         lines.append(f"| {entry['experiment'].label} | {len(st['runs'])} | {din:.4f}{sd} | {st['mean']['recall@10']:.4f} | "
                      f"{full:.4f} | {full / din:.2f} |")
+    return lines
+
+
+def _popularity_lines(summary: dict) -> list[str]:
+    """Each run's test NDCG@10 by how often its target occurs in training (``by_popularity`` of its record)."""
+    runs = [r for e in summary["experiments"].values() for r in e["runs"] if r.get("by_popularity")]
+    if not runs:
+        return ["No run has recorded it yet (`python -m unger.evaluation.popularity <run>...` reads the ranked",
+                "lists of runs evaluated on this machine)."]
+    first = runs[0]["by_popularity"]
+    lines = ["Test users bucketed by how often their target item occurs in the training sequences",
+             "(`unger.evaluation.popularity`); each cell is that bucket's NDCG@10, `all` the whole split's.", "",
+             "| run | " + " | ".join(e["bucket"] for e in first) + " | all |", "|---" * (len(first) + 2) + "|",
+             "| test users | " + " | ".join(f"{e['users']} ({e['share']:.0%})" for e in first)
+             + f" | {sum(e['users'] for e in first)} |"]
+    for r in runs:
+        cells = " | ".join("-" if e["ndcg@10"] is None else f"{e['ndcg@10']:.4f}" for e in r["by_popularity"])
+        lines.append(f"| {r['run']} | {cells} | {r['test']['ndcg@10']:.4f} |")
     return lines
 
 

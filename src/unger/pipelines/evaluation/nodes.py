@@ -75,6 +75,26 @@ def compute_metrics(
     return out, mlflow_metrics(out)
 
 
+def popularity_breakdown(
+    valid_recommendations: pd.DataFrame,
+    test_recommendations: pd.DataFrame,
+    train_sequences: pd.DataFrame,
+    params: dict[str, Any],
+) -> dict[str, list[dict]]:
+    """Recall/NDCG@k of each split by how often the target occurs in the training sequences
+    (``unger.evaluation.popularity``): how a model does on rare and on frequent items."""
+    from unger.evaluation.popularity import metrics_by_popularity, training_counts
+
+    p = EvaluationParams(**params)
+    counts = training_counts(train_sequences)
+    out = {split: metrics_by_popularity(recs, counts, p.ks)
+           for split, recs in (("valid", valid_recommendations), ("test", test_recommendations))}
+    k = 10 if 10 in p.ks else p.ks[0]
+    log.info("test ndcg@%d by training count: %s", k,
+             {e["bucket"]: None if e[f"ndcg@{k}"] is None else round(e[f"ndcg@{k}"], 4) for e in out["test"]})
+    return out
+
+
 def _table(metrics: dict[str, float], ks) -> str:
     header = " | ".join(f"{m}@{k}" for m in ("recall", "ndcg") for k in ks)
     values = " | ".join(f"{metrics[f'{m}@{k}']:.4f}" for m in ("recall", "ndcg") for k in ks)

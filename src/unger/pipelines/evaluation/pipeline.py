@@ -30,6 +30,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="compute_metrics_node",
             ),
             Node(
+                nodes.popularity_breakdown,
+                inputs=["valid_recommendations", "test_recommendations", "train_sequences", "params:evaluation"],
+                outputs="popularity_metrics",
+                name="popularity_metrics_node",
+            ),
+            Node(
                 nodes.write_report,
                 inputs=["evaluation_metrics", "data_stats", "semantic_info", "fusion_report", "quantization_stats",
                         "generative_report", "params:evaluation"],

@@ -10,12 +10,14 @@ from unger.study_report import METRICS, render_figures, render_markdown, summari
 
 
 def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_context: dict[str, str],
-               stage_one: dict[str, Any] | None = None, **params: dict[str, Any]) -> dict[str, Any]:
+               stage_one: dict[str, Any] | None = None, popularity_metrics: dict[str, Any] | None = None,
+               **params: dict[str, Any]) -> dict[str, Any]:
     """What the report needs of a finished run: its metrics, where and when it ran, how to rerun it.
 
     ``run_context`` (set by ``ProfileRunHook`` as the run starts): the commit the run started from and
     its full ``kedro run`` command, extra ``--params`` included. ``stage_one``: Stage I's DIN scored
-    alone (runs with a Stage I that trains one). ``params``: the run's parameter groups (all but
+    alone (runs with a Stage I that trains one). ``popularity_metrics``: test metrics by the target's
+    training count (``unger.evaluation.popularity``), kept as ``by_popularity``. ``params``: the run's parameter groups (all but
     ``runtime``), kept with their ``settings_fingerprint`` so the report can tell runs of one experiment
     made under different settings apart.
     """
@@ -23,6 +25,8 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_con
     extra = {}
     if stage_one and "test" in stage_one:
         extra["stage_one"] = {split: {m: stage_one[split][m] for m in METRICS} for split in ("test", "valid")}
+    if popularity_metrics:
+        extra["by_popularity"] = popularity_metrics["test"]
     return {
         **meta,
         **extra,

@@ -16,7 +16,13 @@ SHARED = {"items", "train_sequences", "valid_samples", "test_samples", "semantic
 
 def _evaluation() -> Pipeline:
     """Recommend and score; the per-run markdown report is left to the study report."""
-    return evaluation.create_pipeline().only_nodes("recommend_valid_node", "recommend_test_node", "compute_metrics_node")
+    return evaluation.create_pipeline().only_nodes("recommend_valid_node", "recommend_test_node", "compute_metrics_node",
+                                                   "popularity_metrics_node")
+
+
+def _popularity() -> Pipeline:
+    """Scores by the target's training count, from a baseline's ranked lists (renamed as the runs' own)."""
+    return evaluation.create_pipeline().only_nodes("popularity_metrics_node")
 
 
 def _unified_code_stages(kind: str) -> Pipeline:
@@ -36,13 +42,13 @@ def _evaluation_outputs(model: str) -> dict[str, str]:
 
 
 def _sasrec_stages(kind: str) -> Pipeline:
-    return Pipeline(sasrec.create_pipeline(), outputs=_evaluation_outputs("sasrec"))
+    return Pipeline(sasrec.create_pipeline(), outputs=_evaluation_outputs("sasrec")) + _popularity()
 
 
 def _dual_code_stages(kind: str) -> Pipeline:
     """Stage I (the experiment sets the collaborative_only variant: E_C) -> codes of E_S and of E_C -> two decoders."""
     stages = Pipeline(dual_code.create_pipeline(), outputs=_evaluation_outputs("dual_code"))
-    return fusion.create_pipeline() + stages
+    return fusion.create_pipeline() + stages + _popularity()
 
 
 def _dominance_stages(kind: str) -> Pipeline:
@@ -64,7 +70,8 @@ def create_run_pipeline(experiment: Experiment, seed: int) -> Pipeline:
     if experiment.kind == "dominance":
         func, inputs = nodes.record_dominance, {"semantic_dominance": "semantic_dominance"}
     else:
-        func, inputs = nodes.record_run, {"evaluation_metrics": "evaluation_metrics"}
+        func, inputs = nodes.record_run, {"evaluation_metrics": "evaluation_metrics",
+                                          "popularity_metrics": "popularity_metrics"}
         if "fusion_metrics" in stages.all_outputs():
             inputs["stage_one"] = "fusion_metrics"
     inputs.update({"meta": "params:meta", "run_context": "run_context"})

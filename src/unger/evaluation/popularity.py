@@ -1,0 +1,104 @@
+"""Where a model's hits come from: Recall/NDCG@k split by how often the target occurs in training.
+
+Generative recommenders are argued to help long-tail items (their codes share tokens with similar
+items), and the test targets of a leave-one-out split are, being later, rarer in the training data
+than the validation targets. A breakdown by the target's training count shows both: how each model
+does on rare and frequent items, and how much of a validation-to-test drop is the change in that mix.
+Buckets are the target's occurrences in the training sequences, with fixed edges so that every run's
+breakdown lines up.
+
+    python -m unger.evaluation.popularity semantic_only_s2025 sasrec_ce_s2025
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from unger.evaluation.metrics import rank_of_target, user_recall_ndcg
+
+# Lower edges of the buckets: [0, 5), [5, 10), [10, 20), [20, 50), [50, inf) training occurrences.
+POPULARITY_EDGES = (0, 5, 10, 20, 50)
+STUDY_OUTPUTS = Path("data/07_model_output/study")
+
+
+def bucket_labels(edges: Iterable[int] = POPULARITY_EDGES) -> list[str]:
+    """``["0-4", "5-9", ..., "50+"]`` for the lower edges ``edges``."""
+    edges = list(edges)
+    return [f"{lo}-{hi - 1}" for lo, hi in zip(edges, edges[1:])] + [f"{edges[-1]}+"]
+
+
+def training_counts(train_sequences: pd.DataFrame) -> pd.Series:
+    """How often each item id occurs in the training sequences (``items`` column), as a Series by item id."""
+    items = [np.asarray(seq, dtype=np.int64) for seq in train_sequences["items"]]
+    flat = np.concatenate(items) if items else np.zeros(0, dtype=np.int64)
+    return pd.Series(flat).value_counts()
+
+
+def metrics_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, ks: Iterable[int],
+                          edges: Iterable[int] = POPULARITY_EDGES) -> list[dict]:
+    """One entry per popularity bucket: its label, edges, users, share of users and Recall/NDCG@k.
+
+    ``recommendations``: ``target`` and ``items`` (ranked ids, best first) per user; ``counts``: the
+    training count of each item (items absent from it count 0). Every user falls in exactly one bucket,
+    so the users of the buckets add up to the split's, and the share-weighted means to its metrics.
+    """
+    edges, ks = list(edges), list(ks)
+    if edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"popularity edges must start at 0 and increase, not {edges}")
+    targets = recommendations["target"].to_numpy(dtype=np.int64)
+    if len(targets) == 0:
+        raise ValueError("no users to break down")
+    ranked = np.stack([np.asarray(x) for x in recommendations["items"]])
+    if ranked.shape[1] < max(ks):
+        raise ValueError(f"recommendation lists hold {ranked.shape[1]} items, fewer than k={max(ks)}")
+    ranks = rank_of_target(ranked, targets)
+    target_counts = counts.reindex(targets).fillna(0).to_numpy()
+    bucket = np.searchsorted(np.asarray(edges), target_counts, side="right") - 1
+    out = []
+    for b, label in enumerate(bucket_labels(edges)):
+        mask = bucket == b
+        entry = {"bucket": label, "min_count": edges[b], "max_count": edges[b + 1] - 1 if b + 1 < len(edges) else None,
+                 "users": int(mask.sum()), "share": float(mask.mean())}
+        for k in ks:
+            recall, ndcg = user_recall_ndcg(ranks[mask], k)
+            entry[f"recall@{k}"] = float(recall.mean()) if mask.any() else None
+            entry[f"ndcg@{k}"] = float(ndcg.mean()) if mask.any() else None
+        out.append(entry)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="study runs whose ranked lists are in --root/<run>/")
+    parser.add_argument("--split", choices=("valid", "test"), default="test")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--train", type=Path, default=Path("data/05_model_input/train_sequences.parquet"))
+    parser.add_argument("--root", type=Path, default=STUDY_OUTPUTS)
+    args = parser.parse_args(argv)
+    counts = training_counts(pd.read_parquet(args.train))
+    table = {}
+    for run in args.runs:
+        path = args.root / run / f"{args.split}_recommendations.parquet"
+        if not path.exists():
+            raise SystemExit(f"{path}: no ranked lists for run {run} (they are written by its evaluation)")
+        table[run] = metrics_by_popularity(pd.read_parquet(path), counts, [args.k])
+    labels = bucket_labels()
+    first = next(iter(table.values()))
+    print(f"{args.split} NDCG@{args.k} by the target's training count")
+    print("| run | " + " | ".join(labels) + " | all |")
+    print("|---" * (len(labels) + 2) + "|")
+    print("| users | " + " | ".join(f"{e['users']} ({e['share']:.0%})" for e in first) + f" | {sum(e['users'] for e in first)} |")
+    for run, entries in table.items():
+        overall = sum(e["share"] * (e[f"ndcg@{args.k}"] or 0.0) for e in entries)
+        cells = " | ".join("-" if e[f"ndcg@{args.k}"] is None else f"{e[f'ndcg@{args.k}']:.4f}" for e in entries)
+        print(f"| {run} | {cells} | {overall:.4f} |")
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Metrics by the target's training count (unger.evaluation.popularity)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from unger.evaluation.metrics import evaluate_rankings
+from unger.evaluation.popularity import bucket_labels, main, metrics_by_popularity, training_counts
+
+
+def _frame(targets, lists):
+    return pd.DataFrame({"user_id": np.arange(len(targets)), "target": targets, "items": [np.array(x) for x in lists]})
+
+
+def test_counts_and_buckets_by_hand():
+    train = pd.DataFrame({"user_id": [1, 2], "items": [[1, 2, 2], [2, 3]]})
+    counts = training_counts(train)
+    assert counts.to_dict() == {2: 3, 1: 1, 3: 1}
+    # Item 4 never occurs in training: it counts 0.
+    recs = _frame([2, 1, 4, 3], [[2, 9], [9, 1], [9, 8], [8, 9]])
+    out = metrics_by_popularity(recs, counts, ks=[1, 2], edges=(0, 2))
+    assert [b["bucket"] for b in out] == bucket_labels((0, 2)) == ["0-1", "2+"]
+    low, high = out
+    assert (low["users"], high["users"]) == (3, 1) and low["share"] == pytest.approx(0.75)
+    assert (low["min_count"], low["max_count"], high["max_count"]) == (0, 1, None)
+    assert high["recall@1"] == 1.0 and high["ndcg@2"] == 1.0
+    assert low["recall@1"] == 0.0 and low["recall@2"] == pytest.approx(1 / 3)
+    assert low["ndcg@2"] == pytest.approx((1 / np.log2(3)) / 3)
+
+
+def test_share_weighted_buckets_give_back_the_whole_split():
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"user_id": range(300), "items": [rng.integers(1, 200, size=rng.integers(1, 30)) for _ in range(300)]})
+    targets = rng.integers(1, 220, size=500)
+    lists = [rng.permutation(np.r_[t, rng.integers(1, 220, size=19)])[:20] if rng.random() < 0.5 else rng.integers(1, 220, size=20)
+             for t in targets]
+    recs = _frame(targets, lists)
+    out = metrics_by_popularity(recs, training_counts(train), ks=[10, 20])
+    whole = evaluate_rankings(np.stack(recs["items"]), targets, ks=(10, 20))
+    assert sum(b["users"] for b in out) == len(targets)
+    for m in ("recall@10", "ndcg@10", "ndcg@20"):
+        assert sum(b["share"] * (b[m] or 0.0) for b in out) == pytest.approx(whole[m])
+
+
+def test_bad_edges_and_short_lists_are_errors():
+    recs = _frame([1], [[1, 2]])
+    counts = pd.Series({1: 3})
+    with pytest.raises(ValueError, match="must start at 0 and increase"):
+        metrics_by_popularity(recs, counts, ks=[1], edges=(1, 5))
+    with pytest.raises(ValueError, match="fewer than k=5"):
+        metrics_by_popularity(recs, counts, ks=[5])
+
+
+def test_cli_prints_a_table_from_the_ranked_lists(tmp_path, capsys):
+    pd.DataFrame({"user_id": [1], "items": [[1, 1, 1, 1, 1, 2]]}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "run_a").mkdir()
+    _frame([1, 2], [[1] + list(range(10, 20)), list(range(10, 21))]).to_parquet(tmp_path / "run_a" / "test_recommendations.parquet")
+    table = main(["run_a", "--root", str(tmp_path), "--train", str(tmp_path / "train.parquet")])
+    text = capsys.readouterr().out
+    assert "| run_a |" in text and "| users | 1 (50%)" in text
+    assert table["run_a"][1]["ndcg@10"] == 1.0 and table["run_a"][0]["ndcg@10"] == 0.0
+    with pytest.raises(SystemExit, match="no ranked lists for run run_b"):
+        main(["run_b", "--root", str(tmp_path), "--train", str(tmp_path / "train.parquet")])
