@@ -59,5 +59,7 @@ def test_cli_prints_a_table_from_the_ranked_lists(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| run_a |" in text and "| users | 1 (50%)" in text
     assert table["run_a"][1]["ndcg@10"] == 1.0 and table["run_a"][0]["ndcg@10"] == 0.0
-    with pytest.raises(SystemExit, match="no ranked lists for run run_b"):
+    by_path = main([str(tmp_path / "run_a" / "test_recommendations.parquet"), "--train", str(tmp_path / "train.parquet")])
+    assert list(by_path.values()) == list(table.values())
+    with pytest.raises(FileNotFoundError, match="no recommendations"):
         main(["run_b", "--root", str(tmp_path), "--train", str(tmp_path / "train.parquet")])

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from unger.evaluation.metrics import rank_of_target, user_recall_ndcg
+from unger.evaluation.significance import STUDY_OUTPUTS, load_recommendations
 
 # Lower edges of the buckets: [0, 5), [5, 10), [10, 20), [20, 50), [50, inf) training occurrences.
 POPULARITY_EDGES = (0, 5, 10, 20, 50)
-STUDY_OUTPUTS = Path("data/07_model_output/study")
 
 
 def bucket_labels(edges: Iterable[int] = POPULARITY_EDGES) -> list[str]:
@@ -74,7 +74,7 @@ def metrics_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, ks: 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="study runs whose ranked lists are in --root/<run>/")
+    parser.add_argument("runs", nargs="+", help="study run names (ranked lists in --root/<run>/) or recommendations .parquet paths")
     parser.add_argument("--split", choices=("valid", "test"), default="test")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--train", type=Path, default=Path("data/05_model_input/train_sequences.parquet"))
@@ -83,10 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     counts = training_counts(pd.read_parquet(args.train))
     table = {}
     for run in args.runs:
-        path = args.root / run / f"{args.split}_recommendations.parquet"
-        if not path.exists():
-            raise SystemExit(f"{path}: no ranked lists for run {run} (they are written by its evaluation)")
-        table[run] = metrics_by_popularity(pd.read_parquet(path), counts, [args.k])
+        table[run] = metrics_by_popularity(load_recommendations(run, args.split, args.root), counts, [args.k])
     labels = bucket_labels()
     first = next(iter(table.values()))
     print(f"{args.split} NDCG@{args.k} by the target's training count")
