@@ -103,6 +103,7 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
         buckets = record["by_popularity"]
         assert sum(b["users"] for b in buckets) == record["users"]
         assert sum(b["share"] * (b["ndcg@10"] or 0.0) for b in buckets) == pytest.approx(record["test"]["ndcg@10"])
+        assert sum(b["rec_share@10"] for b in buckets) == pytest.approx(1.0)
     records = {run: json.loads((tmp_path / "docs/runs" / f"{run}.json").read_text()) for run in ("unger_s2024", "layers_1_s2024")}
     assert records["layers_1_s2024"]["params"]["generative"]["decoder_layers"] == 1
     assert records["unger_s2024"]["settings_fingerprint"] != records["layers_1_s2024"]["settings_fingerprint"]
@@ -142,6 +143,7 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
     assert results["unger"]["stage_one_test"]["runs"] == ["unger_s2024"]
     assert "## Stage I's DIN alone (not in the paper)" in text and "| UNGER (ours) | 1 |" in text
     assert "## Test NDCG@10 by the target's training count (not in the paper)" in text and "| test users |" in text
+    assert "Where the recommendations go" in text and "| catalog items |" in text
     assert "## Semantic dominance (paper Table 4)" in text and "| unger |" in text and "59.89% / 40.11%" in text
     assert (tmp_path / "docs/figures/figure6.png").stat().st_size > 5_000
 

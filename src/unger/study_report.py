@@ -335,6 +335,17 @@ def _popularity_lines(summary: dict) -> list[str]:
     for r in runs:
         cells = " | ".join("-" if e["ndcg@10"] is None else f"{e['ndcg@10']:.4f}" for e in r["by_popularity"])
         lines.append(f"| {r['run']} | {cells} | {r['test']['ndcg@10']:.4f} |")
+    slots = [r for r in runs if "rec_share@10" in r["by_popularity"][0]]
+    if slots:
+        first = slots[0]["by_popularity"]
+        lines += ["", "Where the recommendations go: each cell is the share of all test top-10 slots filled with that",
+                  "bucket's items and, in brackets, the share of the bucket's catalog items that some user gets.", "",
+                  "| run | " + " | ".join(e["bucket"] for e in first) + " |", "|---" * (len(first) + 1) + "|",
+                  "| catalog items | " + " | ".join(str(e["items"]) for e in first) + " |"]
+        for r in slots:
+            lines.append(f"| {r['run']} | " + " | ".join(
+                "-" if e["coverage@10"] is None else f"{e['rec_share@10']:.0%} ({e['coverage@10']:.0%})"
+                for e in r["by_popularity"]) + " |")
     return lines
 
 

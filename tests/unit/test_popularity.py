@@ -26,6 +26,16 @@ def test_counts_and_buckets_by_hand():
     assert high["recall@1"] == 1.0 and high["ndcg@2"] == 1.0
     assert low["recall@1"] == 0.0 and low["recall@2"] == pytest.approx(1 / 3)
     assert low["ndcg@2"] == pytest.approx((1 / np.log2(3)) / 3)
+    # Recommendation side. Catalog without num_items: ids in counts, targets or lists = {1, 2, 3, 4, 8, 9}.
+    assert (low["items"], high["items"]) == (5, 1)
+    assert high["rec_share@1"] == pytest.approx(1 / 4) and low["rec_share@1"] == pytest.approx(3 / 4)
+    assert high["rec_share@2"] == pytest.approx(1 / 8)
+    assert low["coverage@1"] == pytest.approx(2 / 5) and low["coverage@2"] == pytest.approx(3 / 5)
+    assert high["coverage@1"] == 1.0
+    # With the catalog given as ids 1..9, the never-seen items 5, 6, 7 join the rare bucket, uncovered.
+    low9, high9 = metrics_by_popularity(recs, counts, ks=[2], edges=(0, 2), num_items=9)
+    assert (low9["items"], high9["items"]) == (8, 1) and low9["coverage@2"] == pytest.approx(3 / 8)
+    assert low9["rec_share@2"] == low["rec_share@2"]
 
 
 def test_share_weighted_buckets_give_back_the_whole_split():
@@ -40,6 +50,9 @@ def test_share_weighted_buckets_give_back_the_whole_split():
     assert sum(b["users"] for b in out) == len(targets)
     for m in ("recall@10", "ndcg@10", "ndcg@20"):
         assert sum(b["share"] * (b[m] or 0.0) for b in out) == pytest.approx(whole[m])
+    # Every top-k slot holds an item of exactly one bucket.
+    for k in (10, 20):
+        assert sum(b[f"rec_share@{k}"] for b in out) == pytest.approx(1.0)
 
 
 def test_bad_edges_and_short_lists_are_errors():
@@ -58,6 +71,7 @@ def test_cli_prints_a_table_from_the_ranked_lists(tmp_path, capsys):
     table = main(["run_a", "--root", str(tmp_path), "--train", str(tmp_path / "train.parquet")])
     text = capsys.readouterr().out
     assert "| run_a |" in text and "| users | 1 (50%)" in text
+    assert "share of the top-10 slots" in text and "| catalog items |" in text
     assert table["run_a"][1]["ndcg@10"] == 1.0 and table["run_a"][0]["ndcg@10"] == 0.0
     by_path = main([str(tmp_path / "run_a" / "test_recommendations.parquet"), "--train", str(tmp_path / "train.parquet")])
     assert list(by_path.values()) == list(table.values())

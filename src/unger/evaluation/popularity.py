@@ -5,7 +5,9 @@ items), and the test targets of a leave-one-out split are, being later, rarer in
 than the validation targets. A breakdown by the target's training count shows both: how each model
 does on rare and frequent items, and how much of a validation-to-test drop is the change in that mix.
 Buckets are the target's occurrences in the training sequences, with fixed edges so that every run's
-breakdown lines up.
+breakdown lines up. The other side of the same question, where a model's recommendations go, is in
+each bucket's ``rec_share@k`` (the share of all top-k slots filled with the bucket's items) and
+``coverage@k`` (the share of the bucket's catalog items that some user gets in a top-k list).
 
     python -m unger.evaluation.popularity semantic_only_s2025 sasrec_ce_s2025
 """
@@ -40,12 +42,15 @@ def training_counts(train_sequences: pd.DataFrame) -> pd.Series:
 
 
 def metrics_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, ks: Iterable[int],
-                          edges: Iterable[int] = POPULARITY_EDGES) -> list[dict]:
-    """One entry per popularity bucket: its label, edges, users, share of users and Recall/NDCG@k.
+                          edges: Iterable[int] = POPULARITY_EDGES, num_items: int | None = None) -> list[dict]:
+    """One entry per popularity bucket: its label, edges, users, share of users and Recall/NDCG@k,
+    and on the recommendation side ``items``, ``rec_share@k`` and ``coverage@k``.
 
     ``recommendations``: ``target`` and ``items`` (ranked ids, best first) per user; ``counts``: the
     training count of each item (items absent from it count 0). Every user falls in exactly one bucket,
     so the users of the buckets add up to the split's, and the share-weighted means to its metrics.
+    The catalog is item ids 1..``num_items``; without it, every id in ``counts``, the targets or the
+    lists (an item in none of them could not be counted, nor covered).
     """
     edges, ks = list(edges), list(ks)
     if edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
@@ -57,19 +62,38 @@ def metrics_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, ks: 
     if ranked.shape[1] < max(ks):
         raise ValueError(f"recommendation lists hold {ranked.shape[1]} items, fewer than k={max(ks)}")
     ranks = rank_of_target(ranked, targets)
-    target_counts = counts.reindex(targets).fillna(0).to_numpy()
-    bucket = np.searchsorted(np.asarray(edges), target_counts, side="right") - 1
+    if num_items is None:
+        catalog = np.union1d(np.union1d(counts.index.to_numpy(dtype=np.int64), targets), ranked[:, :max(ks)])
+        catalog = catalog[catalog > 0]
+    else:
+        catalog = np.arange(1, num_items + 1)
+    bucket_of = _bucketer(counts, edges)
+    bucket = bucket_of(targets)
+    catalog_bucket = bucket_of(catalog)
+    top = {k: ranked[:, :k] for k in ks}
+    top_bucket = {k: bucket_of(top[k].ravel()) for k in ks}
     out = []
     for b, label in enumerate(bucket_labels(edges)):
         mask = bucket == b
+        bucket_items = catalog[catalog_bucket == b]
         entry = {"bucket": label, "min_count": edges[b], "max_count": edges[b + 1] - 1 if b + 1 < len(edges) else None,
-                 "users": int(mask.sum()), "share": float(mask.mean())}
+                 "users": int(mask.sum()), "share": float(mask.mean()), "items": int(len(bucket_items))}
         for k in ks:
             recall, ndcg = user_recall_ndcg(ranks[mask], k)
             entry[f"recall@{k}"] = float(recall.mean()) if mask.any() else None
             entry[f"ndcg@{k}"] = float(ndcg.mean()) if mask.any() else None
+            entry[f"rec_share@{k}"] = float((top_bucket[k] == b).mean())
+            covered = np.isin(bucket_items, top[k])
+            entry[f"coverage@{k}"] = float(covered.mean()) if len(bucket_items) else None
         out.append(entry)
     return out
+
+
+def _bucketer(counts: pd.Series, edges: list[int]):
+    """A function from item ids to bucket indices by their training count (absent ids count 0)."""
+    def bucket_of(items: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.asarray(edges), counts.reindex(items).fillna(0).to_numpy(), side="right") - 1
+    return bucket_of
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -94,6 +118,13 @@ def main(argv: list[str] | None = None) -> dict:
         overall = sum(e["share"] * (e[f"ndcg@{args.k}"] or 0.0) for e in entries)
         cells = " | ".join("-" if e[f"ndcg@{args.k}"] is None else f"{e[f'ndcg@{args.k}']:.4f}" for e in entries)
         print(f"| {run} | {cells} | {overall:.4f} |")
+    print(f"\nshare of the top-{args.k} slots (and of the bucket's items recommended to anyone)")
+    print("| run | " + " | ".join(labels) + " |")
+    print("|---" * (len(labels) + 1) + "|")
+    print("| catalog items | " + " | ".join(str(e["items"]) for e in first) + " |")
+    for run, entries in table.items():
+        print(f"| {run} | " + " | ".join(f"{e[f'rec_share@{args.k}']:.0%} ({e[f'coverage@{args.k}']:.0%})"
+                                          if e["items"] else "-" for e in entries) + " |")
     return table
 
 
