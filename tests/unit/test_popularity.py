@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from unger.evaluation.metrics import evaluate_rankings
-from unger.evaluation.popularity import bucket_labels, main, metrics_by_popularity, training_counts
+from unger.evaluation.popularity import (bucket_labels, main, metrics_by_popularity, prefix_hits_by_popularity,
+                                         training_counts)
 
 
 def _frame(targets, lists):
@@ -55,6 +56,19 @@ def test_share_weighted_buckets_give_back_the_whole_split():
         assert sum(b[f"rec_share@{k}"] for b in out) == pytest.approx(1.0)
 
 
+def test_prefix_hits_say_at_which_code_level_a_target_is_lost():
+    codes = np.array([[0, 0], [0, 0], [0, 1], [1, 0], [1, 1]])  # row = item id, row 0 padding
+    counts = pd.Series({1: 10})
+    # User 0: target 2 (rare), its cluster (item 1) listed, not itself. User 1: target 1 (frequent), hit.
+    # User 2: target 4 (rare), neither its cluster nor itself.
+    recs = _frame([2, 1, 4], [[1, 3], [1, 4], [1, 2]])
+    rare, frequent = prefix_hits_by_popularity(recs, counts, codes, k=2, edges=(0, 5))
+    assert rare["users"] == 2 and rare["prefix_hit@2"] == [0.5, 0.0] and rare["hit@2"] == 0.0
+    assert frequent["prefix_hit@2"] == [1.0, 1.0] and frequent["hit@2"] == 1.0
+    with pytest.raises(ValueError, match="code table has 3 rows"):
+        prefix_hits_by_popularity(recs, counts, codes[:3], k=2)
+
+
 def test_bad_edges_and_short_lists_are_errors():
     recs = _frame([1], [[1, 2]])
     counts = pd.Series({1: 3})
@@ -72,6 +86,10 @@ def test_cli_prints_a_table_from_the_ranked_lists(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| run_a |" in text and "| users | 1 (50%)" in text
     assert "share of the top-10 slots" in text and "| catalog items |" in text
+    codes = np.arange(2 * 21).reshape(21, 2)  # every item its own cluster: prefix hit = item hit
+    np.save(tmp_path / "codes.npy", codes)
+    main(["run_a", "--root", str(tmp_path), "--train", str(tmp_path / "train.parquet"), "--codes", str(tmp_path / "codes.npy")])
+    assert "| run_a | 0.000 / 0.000 / 0.000 | 1.000 / 1.000 / 1.000 | - | - | - |" in capsys.readouterr().out
     assert table["run_a"][1]["ndcg@10"] == 1.0 and table["run_a"][0]["ndcg@10"] == 0.0
     by_path = main([str(tmp_path / "run_a" / "test_recommendations.parquet"), "--train", str(tmp_path / "train.parquet")])
     assert list(by_path.values()) == list(table.values())

@@ -10,6 +10,7 @@ each bucket's ``rec_share@k`` (the share of all top-k slots filled with the buck
 ``coverage@k`` (the share of the bucket's catalog items that some user gets in a top-k list).
 
     python -m unger.evaluation.popularity semantic_only_s2025 sasrec_ce_s2025
+    python -m unger.evaluation.popularity <run> --codes data/05_model_input/study/<run>/item_codes.npy
 """
 
 from __future__ import annotations
@@ -89,6 +90,36 @@ def metrics_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, ks: 
     return out
 
 
+def prefix_hits_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, codes: np.ndarray, k: int = 10,
+                              edges: Iterable[int] = POPULARITY_EDGES) -> list[dict]:
+    """Per popularity bucket, the share of users whose top-k holds an item sharing the target's first
+    ``l`` codes, for l = 1..L (``prefix_hit@k`` list), then the item itself (``hit@k``).
+
+    For a generative model this says at which code level a bucket's targets are lost: a rare target
+    whose cluster (level-1 prefix) is in the list as often as a frequent one's, but which itself is
+    not, is lost at the later levels. ``codes``: one row per item id (row 0 padding), as the pipeline's
+    ``item_codes.npy``; any ranked list can be read against any code table.
+    """
+    edges = list(edges)
+    codes = np.asarray(codes)
+    targets = recommendations["target"].to_numpy(dtype=np.int64)
+    ranked = np.stack([np.asarray(x) for x in recommendations["items"]])[:, :k]
+    if max(targets.max(), ranked.max()) >= len(codes):
+        raise ValueError(f"item ids go up to {max(targets.max(), ranked.max())}, the code table has {len(codes)} rows")
+    bucket = _bucketer(counts, edges)(targets)
+    listed, wanted = codes[ranked], codes[targets][:, None, :]
+    same = np.cumprod(listed == wanted, axis=2).astype(bool)  # (users, k, L): first l+1 codes all equal
+    prefix_hit = same.any(axis=1)  # (users, L)
+    hit = (ranked == targets[:, None]).any(axis=1)
+    out = []
+    for b, label in enumerate(bucket_labels(edges)):
+        m = bucket == b
+        out.append({"bucket": label, "users": int(m.sum()),
+                    f"prefix_hit@{k}": [float(x) for x in prefix_hit[m].mean(axis=0)] if m.any() else None,
+                    f"hit@{k}": float(hit[m].mean()) if m.any() else None})
+    return out
+
+
 def _bucketer(counts: pd.Series, edges: list[int]):
     """A function from item ids to bucket indices by their training count (absent ids count 0)."""
     def bucket_of(items: np.ndarray) -> np.ndarray:
@@ -103,11 +134,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--train", type=Path, default=Path("data/05_model_input/train_sequences.parquet"))
     parser.add_argument("--root", type=Path, default=STUDY_OUTPUTS)
+    parser.add_argument("--codes", type=Path, help="an item_codes.npy: also print, per bucket, how often the top-k "
+                        "holds the target's level-1..L code prefix (any run's list against these codes)")
     args = parser.parse_args(argv)
     counts = training_counts(pd.read_parquet(args.train))
-    table = {}
+    table, frames = {}, {}
     for run in args.runs:
-        table[run] = metrics_by_popularity(load_recommendations(run, args.split, args.root), counts, [args.k])
+        frames[run] = load_recommendations(run, args.split, args.root)
+        table[run] = metrics_by_popularity(frames[run], counts, [args.k])
     labels = bucket_labels()
     first = next(iter(table.values()))
     print(f"{args.split} NDCG@{args.k} by the target's training count")
@@ -125,6 +159,16 @@ def main(argv: list[str] | None = None) -> dict:
     for run, entries in table.items():
         print(f"| {run} | " + " | ".join(f"{e[f'rec_share@{args.k}']:.0%} ({e[f'coverage@{args.k}']:.0%})"
                                           if e["items"] else "-" for e in entries) + " |")
+    if args.codes is not None:
+        codes = np.load(args.codes)
+        print(f"\nshare of users whose top-{args.k} holds the target's code prefix of length 1..{codes.shape[1]}, "
+              f"then the target itself ({args.codes})")
+        print("| run | " + " | ".join(labels) + " |")
+        print("|---" * (len(labels) + 1) + "|")
+        for run, frame in frames.items():
+            hits = prefix_hits_by_popularity(frame, counts, codes, args.k)
+            print(f"| {run} | " + " | ".join("-" if e["users"] == 0 else " / ".join(
+                f"{x:.3f}" for x in [*e[f"prefix_hit@{args.k}"], e[f"hit@{args.k}"]]) for e in hits) + " |")
     return table
 
 
