@@ -47,6 +47,9 @@ class RuntimeParams(Params):
         "data/06_models/checkpoints",
         description="resumable training checkpoints, named after a hash of their config and inputs",
     )
+    checkpoint_every_s: float = Field(
+        600.0, ge=0, description="Stage II/SASRec also checkpoint this often between evaluations (0: only at them)"
+    )
     run_label: str = Field("", description="set by the study for its runs: prefixes MLflow metric names")
 
 

@@ -249,6 +249,33 @@ def test_resume_gives_identical_weights(data, interactions, tmp_path):
         _train(data, interactions, 12, part, select_metric="ndcg@10")
 
 
+class _Stop(Exception):
+    """Stands in for a kill: raised from the metric logger at a given step."""
+
+
+def test_checkpoint_between_evaluations_resumes_to_identical_weights(data, interactions, tmp_path):
+    codes, integrated = data
+    train, valid = interactions
+    tcfg = TrainConfig(max_steps=8, batch_size=16, warmup_steps=3, eval_every=4, eval_beam=5, log_every=2, seed=7)
+    full = train_generative(tiny_config(), tcfg, codes, integrated, train, valid, torch.device("cpu"))
+
+    def stop_at_8(name, value, step):
+        if step == 8:
+            raise _Stop
+
+    part = tmp_path / "part.pt"
+    with pytest.raises(_Stop):  # a checkpoint at every logging step; killed before the step-8 one
+        train_generative(tiny_config(), tcfg, codes, integrated, train, valid, torch.device("cpu"), part, stop_at_8,
+                         checkpoint_every_s=1e-9)
+    ckpt = torch.load(part, weights_only=True)
+    assert ckpt["step"] == 6 and [h["step"] for h in ckpt["history"]] == [4]  # between two evaluations
+    resumed = train_generative(tiny_config(), tcfg, codes, integrated, train, valid, torch.device("cpu"), part)
+    assert resumed.final_step == 8 and [h["step"] for h in resumed.history] == [4, 8]
+    _assert_states_equal(full.final_state, resumed.final_state)
+    _assert_states_equal(full.best_state, resumed.best_state)
+    assert full.best_valid_metrics == resumed.best_valid_metrics
+
+
 def test_cosine_run_resumes_only_with_its_length(data, interactions, tmp_path):
     logs = []
     full = _train(data, interactions, 8, tmp_path / "full.pt", logs=logs, lr_schedule="cosine")
@@ -370,3 +397,14 @@ def test_slim_copies_of_finished_runs_and_whole_copies_of_unfinished_ones(data, 
     assert carry_back(folder, tmp_path / "none", None, 10, 5) == ([], [folder / "generative-half.pt"])
     assert main(["back", str(tmp_path / "cli"), str(folder)]) == 0
     assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["generative-half.pt"]
+
+
+def test_checkpoint_clock():
+    from unger.training.checkpoint import CheckpointClock
+
+    assert not CheckpointClock(0).due()  # 0: only at evaluations
+    clock = CheckpointClock(1e-9)
+    assert clock.due()
+    assert not CheckpointClock(3600).due()
+    with pytest.raises(ValueError, match="checkpoint_every_s"):
+        CheckpointClock(-1)

@@ -223,6 +223,29 @@ def test_resume_gives_identical_weights(walks, tmp_path):
         _train(walks, 30, part, model_kw=dict(dropout=0.0))
 
 
+def test_checkpoint_between_evaluations_resumes_to_identical_weights(walks, tmp_path):
+    train, valid = walks
+    tcfg = SASRecTrainConfig(max_steps=20, batch_size=32, eval_every=10, log_every=5, seed=7, eval_batch_size=64)
+    full = _train(walks, 20)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_20(name, value, step):
+        if step == 20:
+            raise Stop
+
+    part = tmp_path / "part.pt"
+    with pytest.raises(Stop):  # a checkpoint at every logging step; killed before the step-20 one
+        train_sasrec(tiny_config(), tcfg, train, valid, N, torch.device("cpu"), part, stop_at_20,
+                     checkpoint_every_s=1e-9)
+    assert torch.load(part, weights_only=True)["step"] == 15
+    resumed = _train(walks, 20, part)
+    assert resumed.final_step == 20
+    _assert_states_equal(full.final_state, resumed.final_state)
+    _assert_states_equal(full.best_state, resumed.best_state)
+
+
 def test_seeded_runs_identical_and_global_rng_untouched(walks):
     torch.manual_seed(123)
     before = torch.get_rng_state()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,25 @@ class BatchOrder:
             self.epoch = e
             self.perm = torch.randperm(self.n_samples, generator=seeded_generator(self.seed, 0, e)).to(self.device)
         return self.perm[b * self.batch_size : (b + 1) * self.batch_size]
+
+
+class CheckpointClock:
+    """When to write a checkpoint between evaluations: ``every_s`` seconds after the last one (0: never).
+    The moments do not change what a run trains: a checkpoint reads the RNG state, never draws from it."""
+
+    def __init__(self, every_s: float):
+        if every_s < 0:
+            raise ValueError(f"checkpoint_every_s must be >= 0, got {every_s}")
+        self.every_s = every_s
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        """Whether ``every_s`` seconds have passed since the last ``saved()`` (never when ``every_s`` is 0)."""
+        return self.every_s > 0 and time.monotonic() - self.last >= self.every_s
+
+    def saved(self) -> None:
+        """Note that a checkpoint was just written."""
+        self.last = time.monotonic()
 
 
 def rng_devices(device: torch.device) -> list:

@@ -41,6 +41,7 @@ def train_dual_code(
     checkpoint_path: str | Path | None = None,
     log_metric: LogMetric | None = None,
     rank: int = 0,
+    checkpoint_every_s: float = 0.0,
 ) -> TrainResult:
     """Train a ``DualCodeModel`` and keep the weights with the best validation ``select_metric``.
 
@@ -60,6 +61,7 @@ def train_dual_code(
         rank,
         build_model=lambda: DualCodeModel(model_config, semantic_codes, collaborative_codes),
         evaluate=evaluate_dual_code,
+        checkpoint_every_s=checkpoint_every_s,
     )
 
 

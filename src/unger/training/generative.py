@@ -24,8 +24,8 @@ import torch
 from unger.evaluation.metrics import evaluate_rankings
 from unger.data.sequences import build_training_samples, left_pad
 from unger.inference.beam_search import CodeTrie, constrained_beam_search
-from unger.training.checkpoint import (BatchOrder, Selection, TrainResult, load_checkpoint, resume, rng_devices,
-                                       save_checkpoint, seeded_generator)
+from unger.training.checkpoint import (BatchOrder, CheckpointClock, Selection, TrainResult, load_checkpoint, resume,
+                                       rng_devices, save_checkpoint, seeded_generator)
 from unger.models.generative import GenerativeConfig, UngerModel, sample_negatives
 
 LogMetric = Callable[[str, float, int], None]
@@ -119,12 +119,15 @@ def train_generative(
     rank: int = 0,
     build_model: Callable[[], torch.nn.Module] | None = None,
     evaluate: Evaluate | None = None,
+    checkpoint_every_s: float = 0.0,
 ) -> TrainResult:
     """Train UNGER Stage II and keep the weights with the best validation ``select_metric``.
 
     A checkpoint (model, optimiser, step, best weights and metrics, RNG state, both configs) is
-    written atomically at every evaluation; if ``checkpoint_path`` already exists the run resumes
-    from it. Only rank 0 writes checkpoints and logs metrics.
+    written atomically at every evaluation, and between evaluations at the first logging step
+    ``checkpoint_every_s`` seconds after the last one (0: only at evaluations); if ``checkpoint_path``
+    already exists the run resumes from it to the same weights. Only rank 0 writes checkpoints and
+    logs metrics.
 
     Other generative models train with the same loop (e.g. ``unger.training.dual_code``):
     ``build_model()`` makes the model (called under the seed; default ``UngerModel(model_config,
@@ -171,6 +174,14 @@ def train_generative(
         order = BatchOrder(n_samples, cfg.batch_size, cfg.seed, device)
         loss_names, sums = None, None  # the model's loss entries, summed between logs
         n_sum, train_seconds = 0, 0.0
+        clock = CheckpointClock(checkpoint_every_s)
+
+        def checkpoint():
+            if path is not None and writer:
+                save_checkpoint(path, model, optimizer, step, selection, device,
+                                config=model.config.to_dict(), train_config=asdict(cfg))
+            clock.saved()
+
         while step < cfg.max_steps and not selection.stopped:
             t0 = time.perf_counter()
             idx = order.batch(step)
@@ -204,13 +215,15 @@ def train_generative(
                 sums.zero_()
                 n_sum, train_seconds = 0, 0.0
 
-            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            evaluates = step % cfg.eval_every == 0 or step == cfg.max_steps
+            if not evaluates and step % cfg.log_every == 0 and clock.due():  # no loss window lost
+                checkpoint()
+
+            if evaluates:
                 metrics = evaluate(model, valid_hist, valid_tgt, cfg.eval_beam, cfg.eval_batch_size, device)
                 for name, value in metrics.items():
                     log(_metric_name(name), value, step)
                 selection.update(step, metrics, model)
-                if path is not None and writer:
-                    save_checkpoint(path, model, optimizer, step, selection, device,
-                                    config=model.config.to_dict(), train_config=asdict(cfg))
+                checkpoint()
 
     return selection.result(model, step)

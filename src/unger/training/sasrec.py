@@ -29,7 +29,8 @@ import torch
 from unger.data.sequences import left_pad
 from unger.evaluation.metrics import evaluate_rankings
 from unger.models.sasrec import SASRec, SASRecConfig
-from unger.training.checkpoint import BatchOrder, Selection, TrainResult, load_checkpoint, resume, rng_devices, save_checkpoint
+from unger.training.checkpoint import (BatchOrder, CheckpointClock, Selection, TrainResult, load_checkpoint, resume,
+                                       rng_devices, save_checkpoint)
 
 LogMetric = Callable[[str, float, int], None]
 
@@ -147,6 +148,7 @@ def train_sasrec(
     checkpoint_path: str | Path | None = None,
     log_metric: LogMetric | None = None,
     rank: int = 0,
+    checkpoint_every_s: float = 0.0,
 ) -> SASRecResult:
     """Train SASRec-CE and keep the weights with the best validation ``select_metric``.
 
@@ -154,7 +156,7 @@ def train_sasrec(
     ``rank_all_items`` (history items stay rankable) and scores Recall/NDCG@{5,10,20}. Training stops
     after ``max_steps`` updates or ``patience`` evaluations without improvement. A checkpoint (model,
     optimiser, step, best weights and metrics, RNG state, both configs) is written atomically at every
-    evaluation; if ``checkpoint_path`` already exists the run resumes from it, and refuses to when it was
+    evaluation and between them every ``checkpoint_every_s`` seconds (at a logging step; 0: never); if ``checkpoint_path`` already exists the run resumes from it, and refuses to when it was
     made with another model config, item count or trajectory setting. Only rank 0 writes and logs.
     """
     cfg = train_config
@@ -190,6 +192,14 @@ def train_sasrec(
         order = BatchOrder(n_samples, cfg.batch_size, cfg.seed, device)
         loss_sum = torch.zeros((), device=device)
         n_sum, train_seconds = 0, 0.0
+        clock = CheckpointClock(checkpoint_every_s)
+
+        def checkpoint():
+            if path is not None and writer:
+                save_checkpoint(path, model, optimizer, step, selection, device,
+                                config=model_config.to_dict(), num_items=num_items, train_config=asdict(cfg))
+            clock.saved()
+
         while step < cfg.max_steps and not selection.stopped:
             t0 = time.perf_counter()
             idx = order.batch(step)
@@ -208,15 +218,17 @@ def train_sasrec(
                 loss_sum.zero_()
                 n_sum, train_seconds = 0, 0.0
 
-            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            evaluates = step % cfg.eval_every == 0 or step == cfg.max_steps
+            if not evaluates and step % cfg.log_every == 0 and clock.due():  # no loss window lost
+                checkpoint()
+
+            if evaluates:
                 ranked = rank_all_items(model, valid_hist, 20, cfg.eval_batch_size, device)
                 metrics = evaluate_rankings(ranked, valid_tgt, ks=(5, 10, 20))
                 for name, value in metrics.items():
                     log(_metric_name(name), value, step)
                 selection.update(step, metrics, model)
-                if path is not None and writer:
-                    save_checkpoint(path, model, optimizer, step, selection, device,
-                                    config=model_config.to_dict(), num_items=num_items, train_config=asdict(cfg))
+                checkpoint()
 
     return selection.result(model, step)
 

@@ -43,7 +43,7 @@ def train_dual_code_model(
     with checkpoint_lock(checkpoint):
         result = train_dual_code(model_config, train_config, semantic_item_codes, collaborative_item_codes,
                                  train_sequences, valid_samples, resolve_device(rt.device), checkpoint_path=checkpoint,
-                                 log_metric=tracking.metric_logger(prefix))
+                                 log_metric=tracking.metric_logger(prefix), checkpoint_every_s=rt.checkpoint_every_s)
     seconds = time.perf_counter() - start
     log.info("dual code: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
     model = {"model": result.best_state, "model_config": model_config.to_dict(), "best_step": result.best_step}

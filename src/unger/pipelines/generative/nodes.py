@@ -77,6 +77,7 @@ def train_stage_two(
             resolve_device(rt.device),
             checkpoint_path=checkpoint,
             log_metric=tracking.metric_logger(f"{rt.run_label}." if rt.run_label else ""),
+            checkpoint_every_s=rt.checkpoint_every_s,
         )
     seconds = time.perf_counter() - start
     tracking.log_metrics(result.best_valid_metrics, prefix=f"{rt.run_label}.generative.best_valid." if rt.run_label else "generative.best_valid.")

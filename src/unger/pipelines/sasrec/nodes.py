@@ -40,7 +40,7 @@ def train_sasrec_baseline(
     with checkpoint_lock(checkpoint):
         result = train_sasrec(model_config, train_config, train_sequences, valid_samples, num_items,
                               resolve_device(rt.device), checkpoint_path=checkpoint,
-                              log_metric=tracking.metric_logger(prefix))
+                              log_metric=tracking.metric_logger(prefix), checkpoint_every_s=rt.checkpoint_every_s)
     seconds = time.perf_counter() - start
     tracking.log_metrics(result.best_valid_metrics, prefix=f"{prefix}sasrec.best_valid.")
     log.info("SASRec-CE: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
