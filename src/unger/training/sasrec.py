@@ -156,8 +156,9 @@ def train_sasrec(
     ``rank_all_items`` (history items stay rankable) and scores Recall/NDCG@{5,10,20}. Training stops
     after ``max_steps`` updates or ``patience`` evaluations without improvement. A checkpoint (model,
     optimiser, step, best weights and metrics, RNG state, both configs) is written atomically at every
-    evaluation and between them every ``checkpoint_every_s`` seconds (at a logging step; 0: never); if ``checkpoint_path`` already exists the run resumes from it, and refuses to when it was
-    made with another model config, item count or trajectory setting. Only rank 0 writes and logs.
+    evaluation and between them every ``checkpoint_every_s`` seconds (at a logging step; 0: never); if
+    ``checkpoint_path`` already exists the run resumes from it, and refuses to when it was made with
+    another model config, item count or trajectory setting. Only rank 0 writes and logs.
     """
     cfg = train_config
     device = torch.device(device)
