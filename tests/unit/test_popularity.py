@@ -1,5 +1,7 @@
 """Metrics by the target's training count (unger.evaluation.popularity)."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,7 +91,20 @@ def test_cli_prints_a_table_from_the_ranked_lists(tmp_path, capsys):
     codes = np.arange(2 * 21).reshape(21, 2)  # every item its own cluster: prefix hit = item hit
     np.save(tmp_path / "codes.npy", codes)
     main(["run_a", "--root", str(tmp_path), "--train", str(tmp_path / "train.parquet"), "--codes", str(tmp_path / "codes.npy")])
-    assert "| run_a | 0.000 / 0.000 / 0.000 | 1.000 / 1.000 / 1.000 | - | - | - |" in capsys.readouterr().out
+    assert f"| run_a ({tmp_path / 'codes.npy'}, L=2) | 0.000 / 0.000 / 0.000 | 1.000 / 1.000 / 1.000 | - | - | - |" \
+        in capsys.readouterr().out
+    (tmp_path / "run_c").mkdir()
+    shutil.copy(tmp_path / "run_a" / "test_recommendations.parquet", tmp_path / "run_c")
+    np.save(tmp_path / "one_cluster.npy", np.zeros((21, 1), dtype=np.int64))  # every item in one cluster
+    main(["run_a", "run_c", "--root", str(tmp_path), "--train", str(tmp_path / "train.parquet"),
+          "--codes", str(tmp_path / "codes.npy"), str(tmp_path / "one_cluster.npy")])
+    out = capsys.readouterr().out
+    assert f"| run_c ({tmp_path / 'one_cluster.npy'}, L=1) | 1.000 / 0.000 | 1.000 / 1.000 | - | - | - |" in out
+    assert f"| run_a ({tmp_path / 'codes.npy'}, L=2) | 0.000 / 0.000 / 0.000 |" in out
+    with pytest.raises(SystemExit):
+        main(["run_a", "run_c", "--root", str(tmp_path), "--train", str(tmp_path / "train.parquet"), "--codes",
+              str(tmp_path / "codes.npy"), str(tmp_path / "codes.npy"), str(tmp_path / "codes.npy")])
+    assert "one file for every run or one per run (2), not 3" in capsys.readouterr().err
     assert table["run_a"][1]["ndcg@10"] == 1.0 and table["run_a"][0]["ndcg@10"] == 0.0
     by_path = main([str(tmp_path / "run_a" / "test_recommendations.parquet"), "--train", str(tmp_path / "train.parquet")])
     assert list(by_path.values()) == list(table.values())

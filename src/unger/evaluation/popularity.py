@@ -11,6 +11,7 @@ each bucket's ``rec_share@k`` (the share of all top-k slots filled with the buck
 
     python -m unger.evaluation.popularity semantic_only_s2025 sasrec_ce_s2025
     python -m unger.evaluation.popularity <run> --codes data/05_model_input/study/<run>/item_codes.npy
+    python -m unger.evaluation.popularity <a> <b> --codes <a's item_codes.npy> <b's item_codes.npy>
 """
 
 from __future__ import annotations
@@ -134,9 +135,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--train", type=Path, default=Path("data/05_model_input/train_sequences.parquet"))
     parser.add_argument("--root", type=Path, default=STUDY_OUTPUTS)
-    parser.add_argument("--codes", type=Path, help="an item_codes.npy: also print, per bucket, how often the top-k "
-                        "holds the target's level-1..L code prefix (any run's list against these codes)")
+    parser.add_argument("--codes", type=Path, nargs="+", help="item_codes.npy files, one for every run or one per "
+                        "run in the order of the runs: also print, per bucket, how often the top-k holds the "
+                        "target's level-1..L code prefix under that run's codes")
     args = parser.parse_args(argv)
+    if args.codes is not None and len(args.codes) not in (1, len(args.runs)):
+        parser.error(f"--codes takes one file for every run or one per run ({len(args.runs)}), not {len(args.codes)}")
     counts = training_counts(pd.read_parquet(args.train))
     table, frames = {}, {}
     for run in args.runs:
@@ -160,14 +164,15 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"| {run} | " + " | ".join(f"{e[f'rec_share@{args.k}']:.0%} ({e[f'coverage@{args.k}']:.0%})"
                                           if e["items"] else "-" for e in entries) + " |")
     if args.codes is not None:
-        codes = np.load(args.codes)
-        print(f"\nshare of users whose top-{args.k} holds the target's code prefix of length 1..{codes.shape[1]}, "
-              f"then the target itself ({args.codes})")
-        print("| run | " + " | ".join(labels) + " |")
+        code_files = dict(zip(args.runs, args.codes if len(args.codes) > 1 else args.codes * len(args.runs)))
+        depth = {run: np.load(path).shape[1] for run, path in code_files.items()}
+        print(f"\nshare of users whose top-{args.k} holds the target's code prefix of length 1..L, "
+              "then the target itself (each run against its code file)")
+        print("| run (codes) | " + " | ".join(labels) + " |")
         print("|---" * (len(labels) + 1) + "|")
         for run, frame in frames.items():
-            hits = prefix_hits_by_popularity(frame, counts, codes, args.k)
-            print(f"| {run} | " + " | ".join("-" if e["users"] == 0 else " / ".join(
+            hits = prefix_hits_by_popularity(frame, counts, np.load(code_files[run]), args.k)
+            print(f"| {run} ({code_files[run]}, L={depth[run]}) | " + " | ".join("-" if e["users"] == 0 else " / ".join(
                 f"{x:.3f}" for x in [*e[f"prefix_hit@{args.k}"], e[f"hit@{args.k}"]]) for e in hits) + " |")
     return table
 
