@@ -1,5 +1,6 @@
 """Stage II model and training loop on tiny synthetic data (50 items, K=4, L=3, d=24)."""
 
+import logging
 import math
 from dataclasses import replace
 
@@ -229,13 +230,16 @@ def test_seeded_runs_identical_and_logged(data, interactions):
     assert all(math.isfinite(v) for _, v, _ in logs)
 
 
-def test_resume_gives_identical_weights(data, interactions, tmp_path):
+def test_resume_gives_identical_weights(data, interactions, tmp_path, caplog):
     full = _train(data, interactions, 8, tmp_path / "full.pt")
     part = tmp_path / "part.pt"
     half = _train(data, interactions, 4, part)
     assert half.final_step == 4 and part.exists()
-    resumed = _train(data, interactions, 8, part)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="unger.training.checkpoint"):
+        resumed = _train(data, interactions, 8, part)
     assert resumed.final_step == 8
+    assert f"resumed at step 4 from {part}" in caplog.text and f"checkpoint at step 8 written to {part}" in caplog.text
     _assert_states_equal(full.final_state, resumed.final_state)
     _assert_states_equal(full.best_state, resumed.best_state)
     a = torch.load(tmp_path / "full.pt", weights_only=True)

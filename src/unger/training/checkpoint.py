@@ -9,6 +9,7 @@ then what the loop adds (``config``, ``train_config``, ...).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -183,6 +186,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, selection: Selectio
         **extra,
     }
     save_atomic(payload, path)
+    log.info("checkpoint at step %d written to %s", step, path)
 
 
 def _changed(saved: dict, config, names) -> list[str]:
@@ -246,6 +250,7 @@ def resume(ckpt: dict, model, optimizer, selection: Selection, device: torch.dev
     if ckpt["optimizer"] is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
     set_rng_state(ckpt["rng"], device)
+    log.info("resumed at step %d from %s", ckpt["step"], path)
     return ckpt["step"]
 
 
