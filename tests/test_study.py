@@ -249,3 +249,15 @@ def test_figure_2_section_quotes_the_speed_benchmark():
     assert ("- CPU X x2, 2026-11-26, commit abc, device cpu: unified 1.41 vs dual 2.76 ms/user (2000 users, beam 100, "
             "top 20): dual / unified 1.96x (paper: 2.8x).") in text
     assert "GPU Y" not in text  # a machine whose benchmark did not time the dual model
+
+
+def test_runs_that_train_the_same_din_are_checked_as_sharing_one_stage_one_checkpoint():
+    params = {"fusion": {"max_steps": 3000, "seed": 1, "variant": "unger", "use_cka": True, "alpha": 1.0},
+              "runtime": {"checkpoint_dir": "ckpt", "seed": 1},
+              "study": {"seeds": [1], "experiments": {
+                  "collab": {"overrides": {"fusion": {"variant": "collaborative_only"}}},
+                  "no_cka": {"overrides": {"fusion": {"use_cka": False, "alpha": 2.0, "max_steps": 9000}}}}}}
+    with pytest.raises(ValueError, match=r"collab_s1 \(fusion.max_steps=3000\) and no_cka_s1 \(fusion.max_steps=9000\)"):
+        expand_study(params)
+    params["study"]["experiments"]["no_cka"]["overrides"]["fusion"]["use_cka"] = True  # aligns: its own DIN
+    assert expand_study(params)["no_cka_s1"]["fusion"]["max_steps"] == 9000

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unger.stage_one import stage_one_identity
+
 # Parameter groups a run carries; overrides of any other group are an error.
 RUN_GROUPS = ("runtime", "semantic", "fusion", "quantization", "generative", "evaluation", "sasrec", "dominance")
 # Groups whose ``seed`` the run's seed replaces.
@@ -148,7 +150,7 @@ def _check_stage_one_folders(runs: dict[str, dict]) -> None:
     """
     seen: dict[str, tuple[str, Any]] = {}
     for name, run in runs.items():
-        fusion = {k: v for k, v in run["fusion"].items() if k != "max_steps"}
+        fusion = {k: v for k, v in stage_one_identity(run["fusion"]).items() if k != "max_steps"}
         key = json.dumps([run["runtime"].get("checkpoint_dir"), fusion, run["semantic"]], sort_keys=True, default=str)
         steps = run["fusion"].get("max_steps")
         other, other_steps = seen.setdefault(key, (name, steps))

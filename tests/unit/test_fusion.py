@@ -295,3 +295,30 @@ def test_a_gpu_call_returns_the_stage_one_checkpoints_it_trained_slim_and_not_th
         [tmp_path / "none" / "fusion-stopped.pt"], [folder / "stage-one-by-contents.pt"])
     assert main(["back", str(tmp_path / "cli"), str(folder), "--skip", str(carried), "--max-files", "1"]) == 0
     assert [p.name for p in (tmp_path / "cli").iterdir()] == ["fusion-stopped.pt"]
+
+
+def test_configurations_without_alignment_train_one_din_and_share_its_checkpoint(data, tmp_path):
+    train, valid, semantic = data
+    din_alone = [small_config(variant="collaborative_only"), small_config(variant="concat", alpha=3.0),
+                 small_config(variant="unger", use_cka=False, tau=0.5)]
+    results = [train_fusion(train, valid, semantic, config, CPU) for config in din_alone]
+    for other in results[1:]:
+        for key in results[0].state_dict:
+            assert torch.equal(results[0].state_dict[key], other.state_dict[key]), key
+    assert all(c.training_identity() == din_alone[0].training_identity() for c in din_alone)
+    assert din_alone[0].training_identity()["variant"] == "collaborative_only"
+    assert "alpha" not in din_alone[1].training_identity()
+    aligned = small_config()
+    assert aligned.training_identity() != small_config(alpha=3.0).training_identity()
+    assert aligned.training_identity() != din_alone[0].training_identity()
+
+    # A checkpoint written by one is finished training for the others (no new step), and an aligning
+    # run refuses it.
+    shared = tmp_path / "shared.pt"
+    train_fusion(train, valid, semantic, din_alone[0], CPU, shared)
+    written = shared.stat().st_mtime_ns
+    concat = train_fusion(train, valid, semantic, din_alone[1], CPU, shared)
+    assert shared.stat().st_mtime_ns == written and concat.best_step == results[1].best_step
+    np.testing.assert_array_equal(concat.integrated, results[1].integrated)
+    with pytest.raises(ValueError, match="different config"):
+        train_fusion(train, valid, semantic, aligned, CPU, shared)

@@ -12,12 +12,14 @@ All item matrices follow docs/CONVENTIONS.md: shape (num_items + 1, dim), row 0 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from unger.stage_one import stage_one_identity
 
 VARIANTS = ("unger", "concat", "semantic_only", "collaborative_only")
 INTEGRATED = ("collaborative", "adapted_semantic", "sum", "concat")
@@ -81,6 +83,11 @@ class FusionConfig:
     def aligns(self) -> bool:
         """Whether the model has a semantic adapter and the CKA loss (only the ``unger`` variant can)."""
         return self.variant == "unger" and self.use_cka
+
+    def training_identity(self) -> dict:
+        """The fields that decide Stage I's training, for naming and matching checkpoints: every
+        configuration that trains DIN alone has the same (``unger.stage_one.stage_one_identity``)."""
+        return stage_one_identity(asdict(self))
 
     @property
     def trains(self) -> bool:

@@ -9,7 +9,7 @@ optional ``log_metric(name, value, step)`` callback come in as arguments.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -114,8 +114,10 @@ def keeps_training(step: int, bad_evals: int, max_steps: int, patience: int) -> 
 def _check_resumable(path: Path, ckpt: dict, config: FusionConfig) -> None:
     """Refuse a checkpoint of another configuration, or one trained past this run's ``max_steps``
     (its best state may come from steps this run would never take)."""
-    current = asdict(config)
-    changed = [k for k in current if k not in RESUMABLE_CHANGES and ckpt["config"].get(k) != current[k]]
+    current = config.training_identity()
+    known = {f.name for f in fields(FusionConfig)}
+    saved = FusionConfig(**{k: v for k, v in ckpt["config"].items() if k in known}).training_identity()
+    changed = [k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]]
     if changed:
         raise ValueError(f"checkpoint {path} was written with a different config ({', '.join(changed)}); refusing to resume")
     if ckpt["step"] > config.max_steps:

@@ -49,7 +49,8 @@ def train_stage_one(
     config = parse_dataclass(FusionConfig, {**params, **overrides}, "fusion")
     rt = RuntimeParams(**runtime)
     # max_steps is left out of the name so that a run can be extended (or cut short) and still resume.
-    trajectory = {k: v for k, v in dataclasses.asdict(config).items() if k != "max_steps"}
+    # Configurations that train the same DIN (FusionConfig.training_identity) share the checkpoint.
+    trajectory = {k: v for k, v in config.training_identity().items() if k != "max_steps"}
     key = fingerprint(trajectory, semantic_embeddings, train_sequences, valid_samples)
     # Named by the hash alone: two runs with the same config and inputs (the study's unger run and the
     # main run at the same seed, say) are one computation and share one checkpoint.

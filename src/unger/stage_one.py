@@ -1,0 +1,24 @@
+"""Which Stage I settings decide its training (torch-free, so the study registry can use it).
+
+A configuration that does not align (``collaborative_only``, ``concat``, ``unger`` without CKA, and
+the EAGER-style baseline, which reads ``collaborative_only``) trains DIN alone: no adapter is built,
+L_align is zero and the alignment batches come from their own generator. Its variant and the fields
+that only act through the adapter and L_align do not change the weights, so such runs share one
+checkpoint (tests/unit/test_fusion.py checks that they train bit-identical weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ALIGNMENT_FIELDS = ("use_cka", "use_mal", "alpha", "tau", "similarity", "align_batch_size", "integrated")
+
+
+def stage_one_identity(fusion: dict[str, Any]) -> dict[str, Any]:
+    """``fusion`` (FusionConfig fields; absent ones at their defaults) as it decides Stage I's
+    training: unchanged for an aligning or untrained variant, else variant ``collaborative_only``
+    without the alignment fields."""
+    variant = fusion.get("variant", "unger")
+    if variant == "semantic_only" or (variant == "unger" and fusion.get("use_cka", True)):
+        return dict(fusion)
+    return {**{k: v for k, v in fusion.items() if k not in ALIGNMENT_FIELDS}, "variant": "collaborative_only"}
