@@ -14,11 +14,21 @@ from typing import Any
 ALIGNMENT_FIELDS = ("use_cka", "use_mal", "alpha", "tau", "similarity", "align_batch_size", "integrated")
 
 
+def aligns(variant: str, use_cka: bool) -> bool:
+    """Whether Stage I has a semantic adapter and the CKA loss (only the ``unger`` variant can)."""
+    return variant == "unger" and use_cka
+
+
+def trains(variant: str) -> bool:
+    """Whether Stage I trains a DIN at all (``semantic_only`` does not)."""
+    return variant != "semantic_only"
+
+
 def stage_one_identity(fusion: dict[str, Any]) -> dict[str, Any]:
     """``fusion`` (FusionConfig fields; absent ones at their defaults) as it decides Stage I's
     training: unchanged for an aligning or untrained variant, else variant ``collaborative_only``
     without the alignment fields."""
     variant = fusion.get("variant", "unger")
-    if variant == "semantic_only" or (variant == "unger" and fusion.get("use_cka", True)):
+    if not trains(variant) or aligns(variant, fusion.get("use_cka", True)):
         return dict(fusion)
     return {**{k: v for k, v in fusion.items() if k not in ALIGNMENT_FIELDS}, "variant": "collaborative_only"}

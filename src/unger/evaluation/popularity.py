@@ -165,14 +165,14 @@ def main(argv: list[str] | None = None) -> dict:
                                           if e["items"] else "-" for e in entries) + " |")
     if args.codes is not None:
         code_files = dict(zip(args.runs, args.codes if len(args.codes) > 1 else args.codes * len(args.runs)))
-        depth = {run: np.load(path).shape[1] for run, path in code_files.items()}
+        codes = {run: np.load(path) for run, path in code_files.items()}
         print(f"\nshare of users whose top-{args.k} holds the target's code prefix of length 1..L, "
               "then the target itself (each run against its code file)")
         print("| run (codes) | " + " | ".join(labels) + " |")
         print("|---" * (len(labels) + 1) + "|")
         for run, frame in frames.items():
-            hits = prefix_hits_by_popularity(frame, counts, np.load(code_files[run]), args.k)
-            print(f"| {run} ({code_files[run]}, L={depth[run]}) | " + " | ".join("-" if e["users"] == 0 else " / ".join(
+            hits = prefix_hits_by_popularity(frame, counts, codes[run], args.k)
+            print(f"| {run} ({code_files[run]}, L={codes[run].shape[1]}) | " + " | ".join("-" if e["users"] == 0 else " / ".join(
                 f"{x:.3f}" for x in [*e[f"prefix_hit@{args.k}"], e[f"hit@{args.k}"]]) for e in hits) + " |")
     return table
 

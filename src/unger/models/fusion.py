@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from unger.stage_one import stage_one_identity
+from unger.stage_one import aligns, stage_one_identity, trains
 
 VARIANTS = ("unger", "concat", "semantic_only", "collaborative_only")
 INTEGRATED = ("collaborative", "adapted_semantic", "sum", "concat")
@@ -82,7 +82,7 @@ class FusionConfig:
     @property
     def aligns(self) -> bool:
         """Whether the model has a semantic adapter and the CKA loss (only the ``unger`` variant can)."""
-        return self.variant == "unger" and self.use_cka
+        return aligns(self.variant, self.use_cka)
 
     def training_identity(self) -> dict:
         """The fields that decide Stage I's training, for naming and matching checkpoints: every
@@ -92,7 +92,7 @@ class FusionConfig:
     @property
     def trains(self) -> bool:
         """Whether the variant needs a trained DIN at all (``semantic_only`` does not)."""
-        return self.variant != "semantic_only"
+        return trains(self.variant)
 
 
 class DIN(nn.Module):

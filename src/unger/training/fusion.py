@@ -9,7 +9,7 @@ optional ``log_metric(name, value, step)`` callback come in as arguments.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +26,7 @@ from unger.models.fusion import (
     collaborative_matrix,
     integrated_embeddings,
 )
+from unger.stage_one import stage_one_identity
 from unger.training.checkpoint import cpu_state, refuse_training_without_optimizer, save_atomic
 from unger.utils import seed_everything
 
@@ -115,8 +116,7 @@ def _check_resumable(path: Path, ckpt: dict, config: FusionConfig) -> None:
     """Refuse a checkpoint of another configuration, or one trained past this run's ``max_steps``
     (its best state may come from steps this run would never take)."""
     current = config.training_identity()
-    known = {f.name for f in fields(FusionConfig)}
-    saved = FusionConfig(**{k: v for k, v in ckpt["config"].items() if k in known}).training_identity()
+    saved = stage_one_identity(ckpt["config"])
     changed = [k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]]
     if changed:
         raise ValueError(f"checkpoint {path} was written with a different config ({', '.join(changed)}); refusing to resume")
