@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -229,14 +230,18 @@ def test_early_stopping_and_rank_gating(data, tmp_path):
     assert logged == [] and not (tmp_path / "ckpt.pt").exists()
 
 
-def test_resumed_run_ends_with_the_same_weights(data, tmp_path):
+def test_resumed_run_ends_with_the_same_weights(data, tmp_path, caplog):
     train, valid, semantic = data
     full = small_config(max_steps=8, eval_every=2)
     straight = train_fusion(train, valid, semantic, full, CPU, tmp_path / "a.pt")
     train_fusion(train, valid, semantic, small_config(max_steps=4, eval_every=2), CPU, tmp_path / "b.pt")
     halfway = torch.load(tmp_path / "b.pt", weights_only=True)
     assert halfway["step"] == 4
-    resumed = train_fusion(train, valid, semantic, full, CPU, tmp_path / "b.pt")
+    with caplog.at_level(logging.INFO, logger="unger.training.fusion"):
+        resumed = train_fusion(train, valid, semantic, full, CPU, tmp_path / "b.pt")
+    part = tmp_path / "b.pt"
+    assert f"Stage I resumed at step 4 from {part}" in caplog.text
+    assert f"Stage I checkpoint at step 8 written to {part}" in caplog.text
 
     a = torch.load(tmp_path / "a.pt", weights_only=True)
     b = torch.load(tmp_path / "b.pt", weights_only=True)

@@ -8,6 +8,7 @@ optional ``log_metric(name, value, step)`` callback come in as arguments.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from unger.stage_one import stage_one_identity
 from unger.training.checkpoint import cpu_state, refuse_training_without_optimizer, save_atomic
 from unger.utils import seed_everything
 
+log = logging.getLogger(__name__)
 LogMetric = Callable[[str, float, int], None]
 TOP_K = 20
 # Config fields that may differ between a run and its resumption (they do not change the trajectory).
@@ -150,7 +152,7 @@ def train_fusion(
         return FusionResult({}, None, None, integrated_embeddings(None, semantic, config), 0, {}, [])
 
     is_main = rank == 0
-    log = log_metric if (log_metric is not None and is_main) else None
+    track = log_metric if (log_metric is not None and is_main) else None
     checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
     num_items = semantic.shape[0] - 1
 
@@ -181,6 +183,7 @@ def train_fusion(
         if ckpt["optimizer"] is not None:
             optimizer.load_state_dict(ckpt["optimizer"])
         best_state, best_metrics, history = ckpt["best_state"], ckpt["best_metrics"], ckpt["history"]
+        log.info("Stage I resumed at step %d from %s", step, checkpoint_path)
 
     model.train()
     window: dict[str, list[float]] = {"loss": [], "seq_loss": [], "align_loss": []}
@@ -210,10 +213,10 @@ def train_fusion(
             best_state, best_metrics, best_step, bad_evals = cpu_state(model), metrics, step, 0
         else:
             bad_evals += 1
-        if log is not None:
+        if track is not None:
             for name, value in record.items():
                 if name != "step":
-                    log(f"fusion/{name}", value, step)
+                    track(f"fusion/{name}", value, step)
         if checkpoint_path is not None and is_main:
             save_atomic(
                 {
@@ -231,6 +234,7 @@ def train_fusion(
                 },
                 checkpoint_path,
             )
+            log.info("Stage I checkpoint at step %d written to %s", step, checkpoint_path)
         started = time.perf_counter()
 
     model.load_state_dict(best_state)
