@@ -237,9 +237,9 @@ def test_resumed_run_ends_with_the_same_weights(data, tmp_path, caplog):
     train_fusion(train, valid, semantic, small_config(max_steps=4, eval_every=2), CPU, tmp_path / "b.pt")
     halfway = torch.load(tmp_path / "b.pt", weights_only=True)
     assert halfway["step"] == 4
-    with caplog.at_level(logging.INFO, logger="unger.training.fusion"):
-        resumed = train_fusion(train, valid, semantic, full, CPU, tmp_path / "b.pt")
     part = tmp_path / "b.pt"
+    with caplog.at_level(logging.INFO, logger="unger.training.fusion"):
+        resumed = train_fusion(train, valid, semantic, full, CPU, part)
     assert f"Stage I resumed at step 4 from {part}" in caplog.text
     assert f"Stage I checkpoint at step 8 written to {part}" in caplog.text
 
