@@ -249,6 +249,17 @@ def test_figure_2_section_quotes_the_speed_benchmark():
     assert ("- CPU X x2, 2026-11-26, commit abc, device cpu: unified 1.41 vs dual 2.76 ms/user (2000 users, beam 100, "
             "top 20): dual / unified 1.96x (paper: 2.8x).") in text
     assert "GPU Y" not in text  # a machine whose benchmark did not time the dual model
+    assert "timed in one process" not in text
+
+    timing = {"CPU X x2": {"date": "2026-12-07", "git_commit": "ghi", "device": "cpu", "users": 2000, "beam_size": 100,
+                           "top_k": 20, "repeats": 5, "command": "python -m unger.evaluation.decoding_time u_s1 e_s1",
+                           "runs": ["u_s1", "e_s1"], "summary": {
+                               "u_s1": {"ms_per_user": 2.37, "ms_per_user_std": 0.24, "over_first": 1.0, "over_first_std": 0.0},
+                               "e_s1": {"ms_per_user": 4.31, "ms_per_user_std": 0.6, "over_first": 1.82, "over_first_std": 0.12}}}}
+    text = render_markdown(experiments, summary, study, "", bench, timing)
+    assert ("CPU X x2, 2026-12-07, commit ghi, device cpu, 2000 test users, beam 100, top 20, 5 rounds "
+            "(`python -m unger.evaluation.decoding_time u_s1 e_s1`):") in text
+    assert "| u_s1 | 2.37 ± 0.24 | 1.00 ± 0.00x |" in text and "| e_s1 | 4.31 ± 0.60 | 1.82 ± 0.12x |" in text
 
 
 def test_runs_that_train_the_same_din_are_checked_as_sharing_one_stage_one_checkpoint():

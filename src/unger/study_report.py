@@ -243,9 +243,10 @@ def _goal_lines(summary: dict) -> list[str]:
 
 
 def render_markdown(experiments: list[Experiment], summary: dict, study: dict, notes: str,
-                    benchmarks: dict | None = None) -> str:
+                    benchmarks: dict | None = None, decoding_times: dict | None = None) -> str:
     """docs/results.md; ``benchmarks`` (docs/benchmarks.json, per machine) adds the speed benchmark's
-    unified-vs-dual decoding time to the Figure 2 section."""
+    unified-vs-dual decoding time to the Figure 2 section, ``decoding_times`` (docs/decoding_time.json,
+    per machine) the one-process timing of trained study models."""
     lines = [
         "# Results",
         "",
@@ -279,7 +280,8 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
         lines.append("")
     lines += ["## Stage I's DIN alone (not in the paper)", "", *_stage_one_lines(summary), ""]
     lines += ["## Test NDCG@10 by the target's training count (not in the paper)", "", *_popularity_lines(summary), ""]
-    lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), *_benchmark_speed_lines(benchmarks), ""]
+    lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), *_decoding_time_lines(decoding_times),
+              *_benchmark_speed_lines(benchmarks), ""]
     lines += ["## Runs", "", "`settings`: a hash of the run's parameters without its seed (`-`: made before records",
               "kept them); seeds of one experiment with different hashes were not run under the same settings.", "",
               "| run | machine | finished | commit | settings | note |", "|---|---|---|---|---|---|"]
@@ -370,6 +372,24 @@ def _speed_lines(summary: dict) -> list[str]:
             d = runs[name][0]["test_decoding"]
             out.append(f"| {machine} | {name} | {len(runs[name])} | {ms[name]:.2f} | {d['beam_size']} | {d['top_k']} | {d['device']} |")
         out.append(f"\n{machine}: dual / unified {ms['eager'] / ms['unger']:.2f}x (paper: 2.8x).\n")
+    return out
+
+
+def _decoding_time_lines(decoding_times: dict | None) -> list[str]:
+    """One-process timing of trained study models (`python -m unger.evaluation.decoding_time`), per machine."""
+    if not decoding_times:
+        return []
+    out = ["", "Trained study models timed in one process (`python -m unger.evaluation.decoding_time`, docs/decoding_time.json):",
+           "the same test users, the models in turn each round; mean ± std over the rounds.", ""]
+    for machine, e in decoding_times.items():
+        first = e["runs"][0]
+        out += [f"{machine}, {e['date']}, commit {e['git_commit']}, device {e['device']}, {e['users']} test users, beam "
+                f"{e['beam_size']}, top {e['top_k']}, {e['repeats']} rounds (`{e['command']}`):", "",
+                f"| run | ms/user | time over {first} |", "|---|---|---|"]
+        for run, s in e["summary"].items():
+            out.append(f"| {run} | {s['ms_per_user']:.2f} ± {s['ms_per_user_std']:.2f} | "
+                       f"{s['over_first']:.2f} ± {s['over_first_std']:.2f}x |")
+        out.append("")
     return out
 
 

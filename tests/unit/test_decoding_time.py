@@ -44,16 +44,22 @@ def test_saved_models_decode_as_the_trained_ones(saved):
         np.testing.assert_array_equal(decode(loaded, hist, 5, 4, 3, cpu), decode(original, hist, 5, 4, 3, cpu))
 
 
-def test_main_times_every_run_in_turn_and_writes_a_report(saved):
+def test_main_times_every_run_in_turn_and_keeps_other_machines(saved):
     tmp_path, _, _ = saved
-    out = tmp_path / "report.json"
+    out = tmp_path / "decoding_time.json"
+    out.write_text(json.dumps({"GPU Z": {"runs": ["x", "y"]}}))
     report = main(["a_s1", "b_s1", "--models-dir", str(tmp_path / "models"), "--samples", str(tmp_path / "test.parquet"),
                    "--users", "0", "--repeats", "2", "--beam", "5", "--top-k", "4", "--batch-size", "3", "--out", str(out)])
-    assert report["users"] == 7 and json.loads(out.read_text())["runs"] == ["a_s1", "b_s1"]
+    entries = json.loads(out.read_text())
+    assert entries.pop("GPU Z") == {"runs": ["x", "y"]} and list(entries.values()) == [report]
+    assert report["users"] == 7 and report["runs"] == ["a_s1", "b_s1"] and report["command"].endswith("--out " + str(out))
     assert all(len(s) == 2 and min(s) > 0 for s in report["seconds"].values())
-    assert report["summary"]["a_s1"]["median_over_first"] == 1.0
-    summary = report["summary"]["b_s1"]
-    assert 0 < summary["min_ms_per_user"] <= summary["median_ms_per_user"]
+    first, dual = report["summary"]["a_s1"], report["summary"]["b_s1"]
+    assert first["over_first"] == 1.0 and first["over_first_std"] == 0.0
+    seconds = np.asarray(report["seconds"]["b_s1"])
+    assert dual["ms_per_user"] == pytest.approx(1000 * seconds.mean() / 7)
+    assert dual["ms_per_user_std"] == pytest.approx(1000 * seconds.std(ddof=1) / 7)
+    assert dual["over_first"] == pytest.approx(np.mean(seconds / np.asarray(report["seconds"]["a_s1"])))
 
 
 def test_a_run_without_a_saved_model_is_named(tmp_path):

@@ -3,8 +3,9 @@
 Every study run times its own test decoding, alongside whatever else the machine does then, so two
 runs' figures mix the models with the load. This command loads the saved models of two or more runs
 (a unified model's ``generative_model.pt`` or a dual-code model's ``dual_code_model.pt``), decodes the
-same test users with each in turn, ``repeats`` rounds, and reports each model's min and median ms per
-user and its median over the first run's. Kedro-free.
+same test users with each in turn, ``repeats`` rounds, and reports each model's ms per user and its
+time over the first run's, as mean +- std over the rounds. The entry for this machine in
+docs/decoding_time.json is replaced (other machines' stay); the study report quotes the file. Kedro-free.
 
     python -m unger.evaluation.decoding_time no_tasks_s2024 eager_s2024 [--users 2000] [--repeats 3]
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,11 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from unger.bench import machine_key
 from unger.data.sequences import left_pad
 from unger.inference.beam_search import constrained_beam_search
 from unger.inference.dual_code_search import dual_code_beam_search
 from unger.models.dual_code import DualCodeModel
 from unger.models.generative import GenerativeConfig, UngerModel
+from unger.profiling import git_commit, machine_info
 
 MODEL_FILES = ("generative_model.pt", "dual_code_model.pt")
 
@@ -79,10 +82,18 @@ def time_models(models: dict[str, torch.nn.Module], histories: np.ndarray, beam:
 
 
 def summarize(seconds: dict[str, list[float]], users: int) -> dict[str, dict[str, float]]:
-    """Min and median ms per user of each model, and its median over the first model's."""
-    first = float(np.median(next(iter(seconds.values()))))
-    return {name: {"min_ms_per_user": 1000 * min(s) / users, "median_ms_per_user": 1000 * float(np.median(s)) / users,
-                   "median_over_first": float(np.median(s)) / first} for name, s in seconds.items()}
+    """Each model's ms per user and its time over the first model's in the same round, mean and sample std
+    over the rounds (std 0 for one round)."""
+    first = np.asarray(next(iter(seconds.values())))
+
+    def stats(values: np.ndarray) -> tuple[float, float]:
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+    out = {}
+    for name, s in seconds.items():
+        ms, ratio = stats(1000 * np.asarray(s) / users), stats(np.asarray(s) / first)
+        out[name] = {"ms_per_user": ms[0], "ms_per_user_std": ms[1], "over_first": ratio[0], "over_first_std": ratio[1]}
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--top-k", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=Path("data/08_reporting/decoding_time.json"))
+    parser.add_argument("--out", type=Path, default=Path("docs/decoding_time.json"))
     args = parser.parse_args(argv)
     if len(args.runs) < 2 or args.repeats < 1 or args.users < 0:
         parser.error("need two or more runs, --repeats >= 1 and --users >= 0")
@@ -111,18 +122,21 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f"the runs' models read histories of different lengths: {sorted(max_history)}")
     histories = left_pad(samples["history"].tolist(), max_history.pop())
     seconds = time_models(models, histories, args.beam, args.top_k, args.batch_size, args.repeats, device)
+    machine = machine_info()
     report = {
+        "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "machine": machine, "device": str(device),
+        "command": " ".join(["python -m unger.evaluation.decoding_time", *(argv if argv is not None else sys.argv[1:])]),
         "runs": args.runs, "users": len(samples), "repeats": args.repeats, "beam_size": args.beam, "top_k": args.top_k,
-        "batch_size": args.batch_size, "device": str(device), "torch_threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(), "seconds": seconds,
-        "summary": summarize(seconds, len(samples)),
+        "batch_size": args.batch_size, "seconds": seconds, "summary": summarize(seconds, len(samples)),
     }
+    entries = json.loads(args.out.read_text()) if args.out.exists() else {}
+    entries[machine_key(machine)] = report
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(entries, indent=2) + "\n")
     print(f"{len(samples)} users, beam {args.beam}, top {args.top_k}, {args.repeats} rounds, {device}")
     for run, s in report["summary"].items():
-        print(f"{run}: min {s['min_ms_per_user']:.2f} / median {s['median_ms_per_user']:.2f} ms/user, "
-              f"median over {args.runs[0]} {s['median_over_first']:.2f}x")
+        print(f"{run}: {s['ms_per_user']:.2f} +- {s['ms_per_user_std']:.2f} ms/user, "
+              f"{s['over_first']:.2f} +- {s['over_first_std']:.2f}x {args.runs[0]}")
     return report
 
 

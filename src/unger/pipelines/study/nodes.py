@@ -64,14 +64,15 @@ def _provenance(run_context: dict[str, str]) -> dict[str, Any]:
 
 
 def write_study_report(study: dict[str, Any], notes: str, benchmarks: dict[str, Any] | None,
-                       **records: dict[str, Any] | None) -> tuple[str, dict, dict]:
+                       decoding_times: dict[str, Any] | None, **records: dict[str, Any] | None) -> tuple[str, dict, dict]:
     """docs/results.md, docs/results.json and docs/figures/*.png from every run that has a record.
 
     ``notes`` (docs/study_notes.md, written by hand) is appended: what was tried and what it means.
-    ``benchmarks`` (docs/benchmarks.json; None when absent) adds the benchmark's Figure 2 timing.
+    ``benchmarks`` (docs/benchmarks.json; None when absent) adds the benchmark's Figure 2 timing, and
+    ``decoding_times`` (docs/decoding_time.json; None when absent) that of trained models in one process.
     Runs without a record (not run yet) are listed as missing, never silently dropped.
     """
     experiments = parse_experiments(study)
     summary = summarize(experiments, records)
-    markdown = render_markdown(experiments, summary, study, notes, benchmarks)
+    markdown = render_markdown(experiments, summary, study, notes, benchmarks, decoding_times)
     return markdown, summary["json"], render_figures(experiments, summary, study)

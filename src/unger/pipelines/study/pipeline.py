@@ -88,7 +88,8 @@ def create_report_pipeline(experiments: list[Experiment]) -> Pipeline:
         [
             Node(
                 nodes.write_study_report,
-                inputs={"study": "params:study", "notes": "study_notes", "benchmarks": "speed_benchmarks", **records},
+                inputs={"study": "params:study", "notes": "study_notes", "benchmarks": "speed_benchmarks",
+                        "decoding_times": "decoding_times", **records},
                 outputs=["study_results_md", "study_results_json", "study_figures"],
                 name="write_study_report_node",
             )
