@@ -363,7 +363,7 @@ def _speed_lines(summary: dict) -> list[str]:
     if not pairs:
         return ["No `unger` and `eager` study runs timed on the same machine yet."]
     out = ["Each figure is the test decoding of finished study runs (all test users), each timed in its own run",
-           "alongside whatever else the machine did then; the benchmark below times both models in one process.", "",
+           "alongside whatever else the machine did then; the timings below were each made in one process.", "",
            "| machine | model | runs | ms/user (test decoding) | beam | top-k | device |", "|---|---|---|---|---|---|---|"]
     for machine, runs in pairs.items():
         ms = {}
