@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unger.profiling import git_commit, machine_info, peak_rss_mb, reset_peak_rss
+from unger.profiling import git_commit, machine_info, machine_key, peak_rss_mb, reset_peak_rss
 
 PAPER_STEPS = 20_000
 
@@ -231,12 +231,6 @@ def pipeline_profile(data: Path) -> dict | None:
         if not profile.get("node_names") and len(profile["nodes"]) >= 10:
             return {**profile, "source": str(path)}
     return None
-
-
-def machine_key(info: dict) -> str:
-    if info.get("gpu"):
-        return f"{info['gpu']}"
-    return f"CPU {info['cpu']} x{info['cores']}"
 
 
 # Issue 5's targets: (figure path, limit, unit) per kind of machine.

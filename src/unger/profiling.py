@@ -76,6 +76,13 @@ def machine_info() -> dict:
     return info
 
 
+def machine_key(info: dict) -> str:
+    """The name a machine's entries go under in docs/benchmarks.json and docs/decoding_time.json."""
+    if info.get("gpu"):
+        return f"{info['gpu']}"
+    return f"CPU {info['cpu']} x{info['cores']}"
+
+
 def git_commit() -> str:
     """HEAD of the checkout; ``UNGER_GIT_COMMIT`` names it for a copy of the tree without ``.git``
     (the working tree sent to a GPU machine)."""

@@ -23,13 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from unger.bench import machine_key
 from unger.data.sequences import left_pad
 from unger.inference.beam_search import constrained_beam_search
 from unger.inference.dual_code_search import dual_code_beam_search
 from unger.models.dual_code import DualCodeModel
 from unger.models.generative import GenerativeConfig, UngerModel
-from unger.profiling import git_commit, machine_info
+from unger.profiling import git_commit, machine_info, machine_key
 
 MODEL_FILES = ("generative_model.pt", "dual_code_model.pt")
 
