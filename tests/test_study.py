@@ -117,6 +117,7 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
     # The layers sweep really changed the model, and the TIGER run really used RQ-VAE codes of E_S.
     layers = json.loads((tmp_path / "data/08_reporting/study/layers_1_s2024/generative_report.json").read_text())
     assert layers["model_config"]["decoder_layers"] == 1
+    assert layers["model_config"]["num_levels"] >= 1 and layers["model_config"]["integrated_dim"] >= 1  # as built
     tiger = json.loads((tmp_path / "data/08_reporting/study/tiger_s2024/quantization_stats.json").read_text())
     assert tiger["method"] == "rqvae"
 

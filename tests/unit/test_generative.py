@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from unger.models.generative import GenerativeConfig, UngerModel, distillation_loss, sample_negatives
+from unger.models.generative import GenerativeConfig, UngerModel, distillation_loss, resolve_config, sample_negatives
 from unger.data.sequences import build_training_samples
 from unger.training.generative import TrainConfig, learning_rate, train_generative
 
@@ -96,6 +96,12 @@ def test_config_resolution_and_validation(data):
     model = UngerModel(tiny_config(), codes, integrated)
     assert model.config.num_levels == L and model.config.integrated_dim == 16
     assert "codes" in model.state_dict() and "integrated" not in model.state_dict()
+    assert resolve_config(tiny_config(), codes, integrated) == model.config  # what the node saves
+    bare = UngerModel(tiny_config(use_distillation=False), codes)
+    assert bare.config == resolve_config(tiny_config(use_distillation=False), codes)
+    assert bare.config.integrated_dim == bare.config.d_model and bare.dis_proj is None
+    rebuilt = UngerModel(GenerativeConfig(**model.config.to_dict()), codes)  # loads without the embeddings
+    rebuilt.load_state_dict(model.state_dict())
     with pytest.raises(ValueError):
         UngerModel(tiny_config(num_levels=L + 1), codes, integrated)
     with pytest.raises(ValueError):

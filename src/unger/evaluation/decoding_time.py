@@ -40,7 +40,7 @@ def load_model(path: Path) -> torch.nn.Module:
     if "semantic.codes" in state:
         model = DualCodeModel(config, state["semantic.codes"], state["collaborative.codes"])
     else:
-        if config.integrated_dim is None:  # [c_dis] is projected only where the widths differ
+        if config.integrated_dim is None:  # saved before the node stored the resolved config (2026-12-07)
             width = state["dis_proj.weight"].shape[0] if "dis_proj.weight" in state else config.d_model
             config = replace(config, integrated_dim=width)
         model = UngerModel(config, state["codes"])

@@ -206,6 +206,31 @@ class DecoderLayer(nn.Module):
         return x + self.ffn(self.ln3(x)), new_cache
 
 
+def resolve_config(config: GenerativeConfig, codes, integrated=None) -> GenerativeConfig:
+    """``config`` checked against the code table and Stage I embeddings, with ``num_levels`` and
+    ``integrated_dim`` filled in from them: the configuration a model is built with, and saved with."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[0] < 3:
+        raise ValueError(f"codes must be (num_items + 1, L) with at least two items, got {tuple(codes.shape)}")
+    n_levels = codes.shape[1]
+    if config.num_levels is not None and config.num_levels != n_levels:
+        raise ValueError(f"config.num_levels={config.num_levels} but codes have {n_levels} levels")
+    if int(codes[1:].min()) < 0 or int(codes[1:].max()) >= config.codebook_size:
+        raise ValueError(f"codes must lie in [0, {config.codebook_size})")
+    if integrated is not None:
+        if integrated.shape[0] != codes.shape[0]:
+            raise ValueError(f"integrated has {integrated.shape[0]} rows, codes {codes.shape[0]}")
+        if config.integrated_dim is not None and config.integrated_dim != integrated.shape[1]:
+            raise ValueError(f"config.integrated_dim={config.integrated_dim}, embeddings are {integrated.shape[1]}-d")
+        config = replace(config, integrated_dim=int(integrated.shape[1]))
+    elif config.use_distillation and config.integrated_dim is None:
+        raise ValueError("use_distillation needs the integrated embeddings or config.integrated_dim")
+    config = replace(config, num_levels=n_levels)
+    if config.integrated_dim is None:
+        config = replace(config, integrated_dim=config.d_model)
+    return config
+
+
 class UngerModel(nn.Module):
     """Encoder-decoder generative recommender over item unicodes, with the IKD ``[c_dis]`` token.
 
@@ -216,25 +241,10 @@ class UngerModel(nn.Module):
     def __init__(self, config: GenerativeConfig, codes, integrated=None):
         super().__init__()
         codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
-        if codes.dim() != 2 or codes.shape[0] < 3:
-            raise ValueError(f"codes must be (num_items + 1, L) with at least two items, got {tuple(codes.shape)}")
-        n_levels = codes.shape[1]
-        if config.num_levels is not None and config.num_levels != n_levels:
-            raise ValueError(f"config.num_levels={config.num_levels} but codes have {n_levels} levels")
-        if int(codes[1:].min()) < 0 or int(codes[1:].max()) >= config.codebook_size:
-            raise ValueError(f"codes must lie in [0, {config.codebook_size})")
         if integrated is not None:
             integrated = torch.as_tensor(np.asarray(integrated), dtype=torch.float32)
-            if integrated.shape[0] != codes.shape[0]:
-                raise ValueError(f"integrated has {integrated.shape[0]} rows, codes {codes.shape[0]}")
-            if config.integrated_dim is not None and config.integrated_dim != integrated.shape[1]:
-                raise ValueError(f"config.integrated_dim={config.integrated_dim}, embeddings are {integrated.shape[1]}-d")
-            config = replace(config, integrated_dim=integrated.shape[1])
-        elif config.use_distillation and config.integrated_dim is None:
-            raise ValueError("use_distillation needs the integrated embeddings or config.integrated_dim")
-        config = replace(config, num_levels=n_levels)
-        if config.integrated_dim is None:
-            config = replace(config, integrated_dim=config.d_model)
+        config = resolve_config(config, codes, integrated)
+        n_levels = codes.shape[1]
         self.config = cfg = config
         K, L, d = cfg.codebook_size, n_levels, cfg.d_model
         self.num_items = codes.shape[0] - 1

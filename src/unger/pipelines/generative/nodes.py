@@ -55,6 +55,7 @@ def train_stage_two(
     Returns:
         The best checkpoint (state dict + configs) and a training report.
     """
+    from unger.models.generative import resolve_config
     from unger.training.generative import train_generative
     from unger.utils import checkpoint_lock, fingerprint, resolve_device
 
@@ -82,11 +83,12 @@ def train_stage_two(
     seconds = time.perf_counter() - start
     tracking.log_metrics(result.best_valid_metrics, prefix=f"{rt.run_label}.generative.best_valid." if rt.run_label else "generative.best_valid.")
     log.info("Stage II: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
+    built_with = resolve_config(model_config, item_codes, integrated_embeddings).to_dict()  # widths filled in
     model = {
         "model": result.best_state,
-        "model_config": model_config.to_dict(),
+        "model_config": built_with,
         "train_config": dict(train_config.__dict__),
         "best_step": result.best_step,
     }
-    report = result.report(seconds, checkpoint, model_config.to_dict(), dict(train_config.__dict__))
+    report = result.report(seconds, checkpoint, built_with, dict(train_config.__dict__))
     return model, report
