@@ -52,14 +52,17 @@ def test_full_pipeline_end_to_end_and_single_node_rerun(tiny_project: Path):
     assert "## test" in report and "recall@10" in report
 
     # The benchmark reads these outputs: its decoding reproduces the pipeline's test metrics exactly.
-    command = [sys.executable, "-m", "unger.bench", "--train-steps", "20", "--beam", "20", "--dual-users", "40"]
+    command = [sys.executable, "-m", "unger.bench", "--train-steps", "20", "--beam", "20", "--dual-users", "40",
+               "--dual-repeats", "2"]
     result = subprocess.run(command, cwd=tiny_project, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     bench = next(iter(json.loads((tiny_project / "docs" / "benchmarks.json").read_text()).values()))
     assert bench["decoding"]["same_metrics_as_pipeline"] is True
     assert bench["training"]["samples_per_s"] > 0 and bench["dual_code"]["dual_over_unified"] > 1
+    assert bench["dual_code"]["repeats"] == 2 and bench["dual_code"]["dual_over_unified_std"] >= 0
     assert bench["pipeline"]["total_seconds"] > 0
     assert "| decoding.ms_per_user |" in (tiny_project / "docs" / "benchmarks.md").read_text()
+    assert "mean ± std over 2 rounds taken in turns" in (tiny_project / "docs" / "benchmarks.md").read_text()
 
     # One node reruns alone from persisted inputs with a changed parameter, through the CLI.
     kedro = Path(sys.executable).with_name("kedro")

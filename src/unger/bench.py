@@ -173,8 +173,9 @@ def bench_decoding(run: dict, device, beam: int, top_k: int, batch_size: int) ->
     }
 
 
-def bench_dual_code(run: dict, device, beam: int, top_k: int, batch_size: int, users: int) -> dict:
-    """Unified vs dual code decoding time at equal beam and top-k on the same users.
+def bench_dual_code(run: dict, device, beam: int, top_k: int, batch_size: int, users: int, repeats: int = 3) -> dict:
+    """Unified vs dual code decoding time at equal beam and top-k on the same users, the two models taking
+    turns over ``repeats`` rounds (``unger.evaluation.decoding_time.time_models``; mean and std over rounds).
 
     The dual model (EAGER-style: one encoder, two decoders of the unified model's size) has
     untrained weights and its second code table is the unified table with items permuted: the same
@@ -182,11 +183,10 @@ def bench_dual_code(run: dict, device, beam: int, top_k: int, batch_size: int, u
     """
     import torch
 
-    from unger.inference.beam_search import rank_items
-    from unger.inference.dual_code_search import dual_code_beam_search
+    from unger.data.sequences import left_pad
+    from unger.evaluation.decoding_time import summarize, time_models
     from unger.models.dual_code import DualCodeModel
     from unger.models.generative import GenerativeConfig
-    from unger.data.sequences import left_pad
 
     samples = run["test_samples"].head(users)
     unified = _unified_model(run, device)
@@ -197,19 +197,19 @@ def bench_dual_code(run: dict, device, beam: int, top_k: int, batch_size: int, u
         torch.manual_seed(0)
         dual = DualCodeModel(cfg, codes, codes[perm]).to(device).eval()
     histories = left_pad(samples["history"].tolist(), cfg.max_history)
-    t0 = time.perf_counter()
-    rank_items(unified, samples, codes, beam, top_k, device, batch_size)
-    t1 = time.perf_counter()
-    dual_code_beam_search(dual, histories, beam, top_k, batch_size, device)
-    t2 = time.perf_counter()
-    unified_ms, dual_ms = 1000 * (t1 - t0) / len(samples), 1000 * (t2 - t1) / len(samples)
+    seconds = time_models({"unified": unified, "dual": dual}, histories, beam, top_k, batch_size, repeats, device)
+    timed = summarize(seconds, len(samples))
     return {
         "users": len(samples),
         "beam_size": beam,
         "top_k": top_k,
-        "unified_ms_per_user": unified_ms,
-        "dual_ms_per_user": dual_ms,
-        "dual_over_unified": dual_ms / unified_ms,
+        "repeats": repeats,
+        "unified_ms_per_user": timed["unified"]["ms_per_user"],
+        "unified_ms_per_user_std": timed["unified"]["ms_per_user_std"],
+        "dual_ms_per_user": timed["dual"]["ms_per_user"],
+        "dual_ms_per_user_std": timed["dual"]["ms_per_user_std"],
+        "dual_over_unified": timed["dual"]["over_first"],
+        "dual_over_unified_std": timed["dual"]["over_first_std"],
         "unified_parameters": unified.num_parameters(),
         "dual_parameters": dual.num_parameters(),
     }
@@ -282,9 +282,13 @@ def render_markdown(results: dict) -> str:
                       f"{same} the pipeline's ({dec['pipeline_metrics']}). Peak RSS {dec['peak_rss_mb']:.0f} MB.", ""]
         dual = entry.get("dual_code")
         if dual:
-            lines += [f"Unified vs dual code ({dual['users']} test users, beam {dual['beam_size']}, top {dual['top_k']}): "
-                      f"{dual['unified_ms_per_user']:.2f} vs {dual['dual_ms_per_user']:.2f} ms/user, dual/unified "
-                      f"{dual['dual_over_unified']:.2f}x (paper Figure 2: 2.8x); parameters {dual['unified_parameters']:,} vs "
+            spread = {k: f" ± {dual[k + '_std']:.2f}" if k + "_std" in dual else "" for k in
+                      ("unified_ms_per_user", "dual_ms_per_user", "dual_over_unified")}
+            rounds = f", mean ± std over {dual['repeats']} rounds taken in turns" if "repeats" in dual else ""
+            lines += [f"Unified vs dual code ({dual['users']} test users, beam {dual['beam_size']}, top {dual['top_k']}{rounds}): "
+                      f"{dual['unified_ms_per_user']:.2f}{spread['unified_ms_per_user']} vs {dual['dual_ms_per_user']:.2f}"
+                      f"{spread['dual_ms_per_user']} ms/user, dual/unified {dual['dual_over_unified']:.2f}"
+                      f"{spread['dual_over_unified']}x (paper Figure 2: 2.8x); parameters {dual['unified_parameters']:,} vs "
                       f"{dual['dual_parameters']:,}. The dual model has untrained weights (cost, not quality).", ""]
         pipe = entry.get("pipeline")
         if pipe:
@@ -309,6 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-k", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=None, help="users per decoding batch (default 64 CPU, 1024 GPU)")
     parser.add_argument("--dual-users", type=int, default=2000, help="test users for the unified-vs-dual timing")
+    parser.add_argument("--dual-repeats", type=int, default=3, help="rounds of the unified-vs-dual timing (models take turns)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["training", "decoding", "dual_code", "pipeline"])
     parser.add_argument("--notes", default="")
     parser.add_argument("--export", type=Path, help="only copy the newest inputs to this folder (for a GPU machine)")
@@ -340,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         entry["decoding"] = bench_decoding(run, device, args.beam, args.top_k, batch)
         print("decoding:", entry["decoding"], flush=True)
     if "dual_code" not in args.skip:
-        entry["dual_code"] = bench_dual_code(run, device, args.beam, args.top_k, batch, args.dual_users)
+        entry["dual_code"] = bench_dual_code(run, device, args.beam, args.top_k, batch, args.dual_users, args.dual_repeats)
         print("dual code:", entry["dual_code"], flush=True)
     if "pipeline" not in args.skip:
         entry["pipeline"] = pipeline_profile(args.data)
