@@ -104,6 +104,8 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
         assert sum(b["users"] for b in buckets) == record["users"]
         assert sum(b["share"] * (b["ndcg@10"] or 0.0) for b in buckets) == pytest.approx(record["test"]["ndcg@10"])
         assert sum(b["rec_share@10"] for b in buckets) == pytest.approx(1.0)
+        valid_buckets = record["by_popularity_valid"]
+        assert sum(b["share"] * (b["ndcg@10"] or 0.0) for b in valid_buckets) == pytest.approx(record["valid"]["ndcg@10"])
     records = {run: json.loads((tmp_path / "docs/runs" / f"{run}.json").read_text()) for run in ("unger_s2024", "layers_1_s2024")}
     assert records["layers_1_s2024"]["params"]["generative"]["decoder_layers"] == 1
     assert records["unger_s2024"]["settings_fingerprint"] != records["layers_1_s2024"]["settings_fingerprint"]
@@ -137,6 +139,7 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
     text = (tmp_path / "docs/results.md").read_text()
     assert "| UNGER (ours) | 1/3 |" in text and "not run" in text and "unger_s2025" in text
     assert "dual / unified" in text and "timed in its own run" in text and text.rstrip().endswith("Hand-written.")
+    assert "| run | valid ndcg@10 | test ndcg@10 | test / valid | valid at test mix |" in text
     # Stage I's DIN scored alone, recorded by the runs that train one (unger, eager), not by tiger.
     unger_record = json.loads((tmp_path / "docs/runs/unger_s2024.json").read_text())
     assert 0 < unger_record["stage_one"]["test"]["ndcg@10"] <= unger_record["stage_one"]["test"]["recall@10"] <= 1

@@ -348,6 +348,31 @@ def _popularity_lines(summary: dict) -> list[str]:
             lines.append(f"| {r['run']} | " + " | ".join(
                 "-" if e["coverage@10"] is None else f"{e['rec_share@10']:.0%} ({e['coverage@10']:.0%})"
                 for e in r["by_popularity"]) + " |")
+    return lines + _valid_to_test_lines(runs)
+
+
+def _valid_to_test_lines(runs: list[dict]) -> list[str]:
+    """How much of each run's validation-to-test change in NDCG@10 the rarer test targets explain: its
+    validation buckets weighted by the test mix (``unger.evaluation.popularity.at_mix``)."""
+    from unger.evaluation.popularity import at_mix
+
+    both = [r for r in runs if r.get("by_popularity_valid")]
+    if not both:
+        return []
+    valid_mix, test_mix = both[0]["by_popularity_valid"], both[0]["by_popularity"]
+    lines = ["", "From validation to test: test targets are rarer in training than validation targets (users per "
+             "bucket, validation / test: " + ", ".join(f"{v['bucket']} {v['share']:.0%} / {t['share']:.0%}"
+                                                        for v, t in zip(valid_mix, test_mix)) + "). "
+             "`valid at test mix` weights a run's validation NDCG@10 per bucket by the test shares; its ratio to "
+             "validation is the change the mix alone makes, and test over it the change within the buckets "
+             "(runs whose record keeps both splits' buckets).", "",
+             "| run | valid ndcg@10 | test ndcg@10 | test / valid | valid at test mix | mix alone | within buckets |",
+             "|---|---|---|---|---|---|---|"]
+    for r in both:
+        valid, test = r["valid"]["ndcg@10"], r["test"]["ndcg@10"]
+        mixed = at_mix(r["by_popularity_valid"], r["by_popularity"])
+        lines.append(f"| {r['run']} | {valid:.4f} | {test:.4f} | {test / valid:.2f} | {mixed:.4f} | "
+                     f"{mixed / valid:.2f} | {test / mixed:.2f} |")
     return lines
 
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from unger.evaluation.metrics import evaluate_rankings
-from unger.evaluation.popularity import (bucket_labels, main, metrics_by_popularity, prefix_hits_by_popularity,
-                                         training_counts)
+from unger.evaluation.popularity import (at_mix, bucket_labels, main, metrics_by_popularity,
+                                         prefix_hits_by_popularity, training_counts)
 
 
 def _frame(targets, lists):
@@ -56,6 +56,12 @@ def test_share_weighted_buckets_give_back_the_whole_split():
     # Every top-k slot holds an item of exactly one bucket.
     for k in (10, 20):
         assert sum(b[f"rec_share@{k}"] for b in out) == pytest.approx(1.0)
+    # Weighted by its own mix a split gives back its metric; by another split's mix, that mix's weights.
+    assert at_mix(out, out) == pytest.approx(whole["ndcg@10"])
+    rare = [{**b, "share": 1.0 if i == 0 else 0.0} for i, b in enumerate(out)]
+    assert at_mix(out, rare, "recall@10") == pytest.approx(out[0]["recall@10"])
+    with pytest.raises(ValueError, match="bucket edges differ"):
+        at_mix(out, out[:2])
 
 
 def test_prefix_hits_say_at_which_code_level_a_target_is_lost():

@@ -91,6 +91,16 @@ def metrics_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, ks: 
     return out
 
 
+def at_mix(buckets: list[dict], mix: list[dict], metric: str = "ndcg@10") -> float:
+    """``metric`` of a split if its users had ``mix``'s bucket shares: the per-bucket values of ``buckets``
+    weighted by the ``share`` of each bucket in ``mix`` (both from ``metrics_by_popularity`` with the same
+    edges). With ``buckets`` from validation and ``mix`` from test it says how much of a validation-to-test
+    change the rarer test targets alone would make; the rest is change within the buckets."""
+    if [e["bucket"] for e in buckets] != [e["bucket"] for e in mix]:
+        raise ValueError(f"bucket edges differ: {[e['bucket'] for e in buckets]} vs {[e['bucket'] for e in mix]}")
+    return float(sum(m["share"] * (b[metric] or 0.0) for b, m in zip(buckets, mix) if m["share"] > 0))
+
+
 def prefix_hits_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, codes: np.ndarray, k: int = 10,
                               edges: Iterable[int] = POPULARITY_EDGES) -> list[dict]:
     """Per popularity bucket, the share of users whose top-k holds an item sharing the target's first

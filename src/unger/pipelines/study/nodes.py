@@ -16,10 +16,11 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_con
 
     ``run_context`` (set by ``ProfileRunHook`` as the run starts): the commit the run started from and
     its full ``kedro run`` command, extra ``--params`` included. ``stage_one``: Stage I's DIN scored
-    alone (runs with a Stage I that trains one). ``popularity_metrics``: test metrics by the target's
-    training count (``unger.evaluation.popularity``), kept as ``by_popularity``. ``params``: the run's
-    parameter groups (all but ``runtime``), kept with their ``settings_fingerprint`` so the report can
-    tell runs of one experiment made under different settings apart.
+    alone (runs with a Stage I that trains one). ``popularity_metrics``: metrics by the target's
+    training count (``unger.evaluation.popularity``), kept as ``by_popularity`` (test) and
+    ``by_popularity_valid``. ``params``: the run's parameter groups (all but ``runtime``), kept with
+    their ``settings_fingerprint`` so the report can tell runs of one experiment made under different
+    settings apart.
     """
     test, valid = evaluation_metrics["test"], evaluation_metrics["valid"]
     extra = {}
@@ -27,6 +28,8 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_con
         extra["stage_one"] = {split: {m: stage_one[split][m] for m in METRICS} for split in ("test", "valid")}
     if popularity_metrics:
         extra["by_popularity"] = popularity_metrics["test"]
+        if "valid" in popularity_metrics:
+            extra["by_popularity_valid"] = popularity_metrics["valid"]
     return {
         **meta,
         **extra,
