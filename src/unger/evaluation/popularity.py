@@ -98,7 +98,7 @@ def at_mix(buckets: list[dict], mix: list[dict], metric: str = "ndcg@10") -> flo
     change the rarer test targets alone would make; the rest is change within the buckets."""
     if [e["bucket"] for e in buckets] != [e["bucket"] for e in mix]:
         raise ValueError(f"bucket edges differ: {[e['bucket'] for e in buckets]} vs {[e['bucket'] for e in mix]}")
-    return float(sum(m["share"] * (b[metric] or 0.0) for b, m in zip(buckets, mix) if m["share"] > 0))
+    return float(sum(m["share"] * (b[metric] or 0.0) for b, m in zip(buckets, mix)))
 
 
 def prefix_hits_by_popularity(recommendations: pd.DataFrame, counts: pd.Series, codes: np.ndarray, k: int = 10,

@@ -243,10 +243,8 @@ class UngerModel(nn.Module):
         codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
         if integrated is not None:
             integrated = torch.as_tensor(np.asarray(integrated), dtype=torch.float32)
-        config = resolve_config(config, codes, integrated)
-        n_levels = codes.shape[1]
-        self.config = cfg = config
-        K, L, d = cfg.codebook_size, n_levels, cfg.d_model
+        self.config = cfg = resolve_config(config, codes, integrated)
+        K, L, d = cfg.codebook_size, cfg.num_levels, cfg.d_model
         self.num_items = codes.shape[0] - 1
         self.bos_token = 1 + L * K
         self.dis_token = 2 + L * K
