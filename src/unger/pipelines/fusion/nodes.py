@@ -18,6 +18,13 @@ log = logging.getLogger(__name__)
 EMPTY = np.zeros((0, 0), dtype=np.float32)
 
 
+def stage_one_semantic_input(semantic_embeddings: np.ndarray, aligns: bool) -> np.ndarray | int:
+    """What of E_S Stage I's training reads, for its checkpoint name: the matrix when it aligns, else
+    only its row count (DIN alone sizes its item table by it), so that a DIN-alone checkpoint is
+    found again after E_S is recomputed on another machine or with another encoder."""
+    return semantic_embeddings if aligns else int(np.asarray(semantic_embeddings).shape[0])
+
+
 def train_stage_one(
     train_sequences: pd.DataFrame,
     valid_samples: pd.DataFrame,
@@ -51,7 +58,8 @@ def train_stage_one(
     # max_steps is left out of the name so that a run can be extended (or cut short) and still resume.
     # Configurations that train the same DIN (FusionConfig.training_identity) share the checkpoint.
     trajectory = {k: v for k, v in config.training_identity().items() if k != "max_steps"}
-    key = fingerprint(trajectory, semantic_embeddings, train_sequences, valid_samples)
+    key = fingerprint(trajectory, stage_one_semantic_input(semantic_embeddings, config.aligns),
+                      train_sequences, valid_samples)
     # Named by the hash alone: two runs with the same config and inputs (the study's unger run and the
     # main run at the same seed, say) are one computation and share one checkpoint.
     checkpoint = Path(rt.checkpoint_dir) / f"fusion-{key}.pt"
