@@ -153,3 +153,16 @@ def test_stage_two_refuses_a_checkpoint_that_ran_past_this_runs_stop(tmp_path: P
     with pytest.raises(ValueError, match="trained 10000 steps, past step 8000"):
         load_checkpoint(path, model_config, cfg, ("lr",))
     assert load_checkpoint(path, model_config, SimpleNamespace(**{**vars(cfg), "patience": 3}), ("lr",))["step"] == 10000
+
+
+def test_a_resumed_run_appends_to_its_log(tmp_path: Path):
+    launch = study_runner.Launch(threads=2, logs=tmp_path)
+    command = study_runner._command("unger_s2024", launch)
+    for leg in ("first leg", "second leg"):
+        with study_runner._open_log("unger_s2024", launch, command) as log:
+            log.write(leg + "\n")
+    lines = (tmp_path / "study_unger_s2024.log").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("===")] == ["first leg", "second leg"]
+    assert lines[0].startswith("=== ") and lines[0].endswith(
+        "-m kedro run --pipelines=study --namespaces=unger_s2024 (OMP_NUM_THREADS=2)")
+    assert lines[2].startswith("=== ")

@@ -3,7 +3,7 @@
     python -m unger.study_runner --jobs 6 --deadline 900 unger_s2025 sasrec_ce_s2025 ...
 
 Meant for a machine with a GPU and many cores, where one small run leaves the card mostly idle. Each
-process writes its own log (``data/logs/study_<run>.log``) and gets an equal share of the CPU threads;
+process appends to its own log (``data/logs/study_<run>.log``) and gets an equal share of the CPU threads;
 with ``--jobs`` above 1 also its own MLflow SQLite file (``data/mlflow/<run>.db``, through
 ``UNGER_MLFLOW_URI``: SQLite takes one writer at a time). Runs that share a checkpoint (any stage) train
 it one at a time (``unger.utils.checkpoint_lock``). At the deadline the runs still going are stopped; their
@@ -42,13 +42,23 @@ def _command(run: str, launch: Launch) -> list[str]:
     return command
 
 
+def _open_log(run: str, launch: Launch, command: list[str]):
+    """The run's log, appended to (a resumed run keeps the log of its earlier legs) after a line that
+    says when, what and on how many threads this leg started."""
+    log = open(launch.logs / f"study_{run}.log", "a")
+    when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    log.write(f"=== {when} started {' '.join(command[1:])} (OMP_NUM_THREADS={launch.threads})\n")
+    log.flush()
+    return log
+
+
 def _start(run: str, launch: Launch) -> subprocess.Popen:
     command = _command(run, launch)
     env = {**os.environ, "OMP_NUM_THREADS": str(launch.threads), "MKL_NUM_THREADS": str(launch.threads),
            "PYTHONUNBUFFERED": "1"}
     if launch.stores is not None:
         env["UNGER_MLFLOW_URI"] = f"sqlite:///{launch.stores / (run + '.db')}"
-    log = open(launch.logs / f"study_{run}.log", "w")
+    log = _open_log(run, launch, command)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
