@@ -330,17 +330,17 @@ def test_configurations_without_alignment_train_one_din_and_share_its_checkpoint
 
 
 def test_a_din_alone_checkpoint_is_named_without_the_semantic_matrix_it_never_reads(data):
-    from unger.pipelines.fusion.nodes import stage_one_semantic_input
-    from unger.utils import fingerprint
+    from unger.pipelines.fusion.nodes import stage_one_checkpoint_key
 
     train, valid, semantic = data
     other = semantic + 1.0  # E_S recomputed elsewhere: same items, other bytes
     fewer = semantic[:-1]
-
-    def key(config, matrix):
-        return fingerprint(config.training_identity(), stage_one_semantic_input(matrix, config.aligns), train, valid)
-
     din_alone, aligned = small_config(variant="collaborative_only"), small_config()
-    assert key(din_alone, semantic) == key(din_alone, other)
-    assert key(din_alone, semantic) != key(din_alone, fewer)  # the item table's size still counts
-    assert key(aligned, semantic) != key(aligned, other)
+
+    assert stage_one_checkpoint_key(din_alone, semantic, train, valid) == stage_one_checkpoint_key(din_alone, other, train, valid)
+    assert stage_one_checkpoint_key(din_alone, semantic, train, valid) != stage_one_checkpoint_key(din_alone, fewer, train, valid)
+    assert stage_one_checkpoint_key(aligned, semantic, train, valid) != stage_one_checkpoint_key(aligned, other, train, valid)
+    longer = small_config(variant="collaborative_only", max_steps=din_alone.max_steps * 2)
+    concat = small_config(variant="concat", alpha=3.0)
+    assert stage_one_checkpoint_key(longer, semantic, train, valid) == stage_one_checkpoint_key(din_alone, other, train, valid)
+    assert stage_one_checkpoint_key(concat, semantic, train, valid) == stage_one_checkpoint_key(din_alone, semantic, train, valid)

@@ -18,11 +18,17 @@ log = logging.getLogger(__name__)
 EMPTY = np.zeros((0, 0), dtype=np.float32)
 
 
-def stage_one_semantic_input(semantic_embeddings: np.ndarray, aligns: bool) -> np.ndarray | int:
-    """What of E_S Stage I's training reads, for its checkpoint name: the matrix when it aligns, else
-    only its row count (DIN alone sizes its item table by it), so that a DIN-alone checkpoint is
-    found again after E_S is recomputed on another machine or with another encoder."""
-    return semantic_embeddings if aligns else int(np.asarray(semantic_embeddings).shape[0])
+def stage_one_checkpoint_key(config, semantic_embeddings: np.ndarray, train_sequences: pd.DataFrame,
+                             valid_samples: pd.DataFrame) -> str:
+    """Stage I's checkpoint name: everything that decides its weights. ``max_steps`` is left out so a
+    run can be extended (or cut short) and still resume; configurations that train the same DIN
+    (``FusionConfig.training_identity``) share it; and a DIN-alone one reads E_S's row count only (its
+    item table's size), not its bytes, so it is found again after E_S is recomputed elsewhere."""
+    from unger.utils import fingerprint
+
+    trajectory = {k: v for k, v in config.training_identity().items() if k != "max_steps"}
+    semantic = semantic_embeddings if config.aligns else int(np.asarray(semantic_embeddings).shape[0])
+    return fingerprint(trajectory, semantic, train_sequences, valid_samples)
 
 
 def train_stage_one(
@@ -49,17 +55,13 @@ def train_stage_one(
     """
     from unger.models.fusion import FusionConfig
     from unger.training.fusion import train_fusion
-    from unger.utils import checkpoint_lock, fingerprint, resolve_device
+    from unger.utils import checkpoint_lock, resolve_device
 
     overrides = dict(variant)
     label = str(overrides.pop("label", "main"))
     config = parse_dataclass(FusionConfig, {**params, **overrides}, "fusion")
     rt = RuntimeParams(**runtime)
-    # max_steps is left out of the name so that a run can be extended (or cut short) and still resume.
-    # Configurations that train the same DIN (FusionConfig.training_identity) share the checkpoint.
-    trajectory = {k: v for k, v in config.training_identity().items() if k != "max_steps"}
-    key = fingerprint(trajectory, stage_one_semantic_input(semantic_embeddings, config.aligns),
-                      train_sequences, valid_samples)
+    key = stage_one_checkpoint_key(config, semantic_embeddings, train_sequences, valid_samples)
     # Named by the hash alone: two runs with the same config and inputs (the study's unger run and the
     # main run at the same seed, say) are one computation and share one checkpoint.
     checkpoint = Path(rt.checkpoint_dir) / f"fusion-{key}.pt"
