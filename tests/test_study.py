@@ -276,3 +276,18 @@ def test_runs_that_train_the_same_din_are_checked_as_sharing_one_stage_one_check
         expand_study(params)
     params["study"]["experiments"]["no_cka"]["overrides"]["fusion"]["use_cka"] = True  # aligns: its own DIN
     assert expand_study(params)["no_cka_s1"]["fusion"]["max_steps"] == 9000
+
+
+def test_din_alone_runs_on_other_text_encoders_are_checked_as_sharing_one_stage_one_checkpoint():
+    # The DIN-alone checkpoint is named without E_S's contents (stage_one_checkpoint_key), so runs that
+    # differ only in how E_S is made share it; aligning runs read E_S and keep their own.
+    experiments = {"collab": {"overrides": {"fusion": {"variant": "collaborative_only"}}},
+                   "collab_mpnet": {"overrides": {"fusion": {"variant": "concat", "max_steps": 9000},
+                                                  "semantic": {"encoder": {"model": "mpnet"}}}}}
+    params = {"fusion": {"max_steps": 3000, "seed": 1}, "semantic": {"encoder": {"model": "minilm"}},
+              "runtime": {"checkpoint_dir": "ckpt", "seed": 1}, "study": {"seeds": [1], "experiments": experiments}}
+    with pytest.raises(ValueError, match=r"collab_s1 \(fusion.max_steps=3000\) and collab_mpnet_s1 \(fusion.max_steps=9000\)"):
+        expand_study(params)
+    experiments["collab_mpnet"]["overrides"]["fusion"]["variant"] = "unger"  # aligns: its own DIN
+    experiments["collab"]["overrides"]["fusion"]["variant"] = "unger"
+    assert expand_study(params)["collab_mpnet_s1"]["fusion"]["max_steps"] == 9000

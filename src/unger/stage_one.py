@@ -24,11 +24,22 @@ def trains(variant: str) -> bool:
     return variant != "semantic_only"
 
 
+def fusion_aligns(fusion: dict[str, Any]) -> bool:
+    """``aligns`` of a ``fusion`` dict (FusionConfig fields; absent ones at their defaults): whether
+    Stage I reads E_S itself rather than only its row count."""
+    return aligns(fusion.get("variant", "unger"), fusion.get("use_cka", True))
+
+
 def stage_one_identity(fusion: dict[str, Any]) -> dict[str, Any]:
     """``fusion`` (FusionConfig fields; absent ones at their defaults) as it decides Stage I's
     training: unchanged for an aligning or untrained variant, else variant ``collaborative_only``
     without the alignment fields."""
-    variant = fusion.get("variant", "unger")
-    if not trains(variant) or aligns(variant, fusion.get("use_cka", True)):
+    if not trains(fusion.get("variant", "unger")) or fusion_aligns(fusion):
         return dict(fusion)
     return {**{k: v for k, v in fusion.items() if k not in ALIGNMENT_FIELDS}, "variant": "collaborative_only"}
+
+
+def checkpoint_identity(fusion: dict[str, Any]) -> dict[str, Any]:
+    """``stage_one_identity`` without ``max_steps``: what names Stage I's checkpoint file, so that a
+    run can be extended (or cut short) and still resume."""
+    return {k: v for k, v in stage_one_identity(fusion).items() if k != "max_steps"}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unger.stage_one import stage_one_identity
+from unger.stage_one import checkpoint_identity, fusion_aligns
 
 # Parameter groups a run carries; overrides of any other group are an error.
 RUN_GROUPS = ("runtime", "semantic", "fusion", "quantization", "generative", "evaluation", "sasrec", "dominance")
@@ -150,8 +150,10 @@ def _check_stage_one_folders(runs: dict[str, dict]) -> None:
     """
     seen: dict[str, tuple[str, Any]] = {}
     for name, run in runs.items():
-        fusion = {k: v for k, v in stage_one_identity(run["fusion"]).items() if k != "max_steps"}
-        key = json.dumps([run["runtime"].get("checkpoint_dir"), fusion, run["semantic"]], sort_keys=True, default=str)
+        # As the file's name (``stage_one_checkpoint_key``): DIN alone does not depend on E_S's settings.
+        semantic = run["semantic"] if fusion_aligns(run["fusion"]) else None
+        key = json.dumps([run["runtime"].get("checkpoint_dir"), checkpoint_identity(run["fusion"]), semantic],
+                         sort_keys=True, default=str)
         steps = run["fusion"].get("max_steps")
         other, other_steps = seen.setdefault(key, (name, steps))
         if other_steps != steps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,22 +13,25 @@ import pandas as pd
 from unger import tracking
 from unger.params import RuntimeParams, parse_dataclass
 
+if TYPE_CHECKING:  # torch stays out of the pipeline's import
+    from unger.models.fusion import FusionConfig
+
 log = logging.getLogger(__name__)
 
 EMPTY = np.zeros((0, 0), dtype=np.float32)
 
 
-def stage_one_checkpoint_key(config, semantic_embeddings: np.ndarray, train_sequences: pd.DataFrame,
+def stage_one_checkpoint_key(config: FusionConfig, semantic_embeddings: np.ndarray, train_sequences: pd.DataFrame,
                              valid_samples: pd.DataFrame) -> str:
     """Stage I's checkpoint name: everything that decides its weights. ``max_steps`` is left out so a
     run can be extended (or cut short) and still resume; configurations that train the same DIN
     (``FusionConfig.training_identity``) share it; and a DIN-alone one reads E_S's row count only (its
     item table's size), not its bytes, so it is found again after E_S is recomputed elsewhere."""
+    from unger.stage_one import checkpoint_identity
     from unger.utils import fingerprint
 
-    trajectory = {k: v for k, v in config.training_identity().items() if k != "max_steps"}
     semantic = semantic_embeddings if config.aligns else int(np.asarray(semantic_embeddings).shape[0])
-    return fingerprint(trajectory, semantic, train_sequences, valid_samples)
+    return fingerprint(checkpoint_identity(dataclasses.asdict(config)), semantic, train_sequences, valid_samples)
 
 
 def train_stage_one(
