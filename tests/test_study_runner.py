@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,17 @@ def test_a_resumed_run_appends_to_its_log(tmp_path: Path):
     assert lines[0].startswith("=== ") and lines[0].endswith(
         "-m kedro run --pipelines=study --namespaces=unger_s2024 (OMP_NUM_THREADS=2)")
     assert lines[2].startswith("=== ")
+
+
+def test_start_leaves_the_log_to_the_child(tmp_path: Path, monkeypatch):
+    """The parent closes its copy of the log at once (no ResourceWarning for a file left to the GC)."""
+    monkeypatch.setattr(study_runner, "_command",
+                        lambda run, launch: [sys.executable, "-c", f"print('{run} trained')"])
+    launch = study_runner.Launch(threads=1, logs=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        proc = study_runner._start("unger_s2024", launch)
+        gc.collect()
+    assert proc.wait(timeout=30) == 0
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning) and "study_unger_s2024" in str(w.message)]
+    assert (tmp_path / "study_unger_s2024.log").read_text().splitlines()[1:] == ["unger_s2024 trained"]

@@ -58,8 +58,8 @@ def _start(run: str, launch: Launch) -> subprocess.Popen:
            "PYTHONUNBUFFERED": "1"}
     if launch.stores is not None:
         env["UNGER_MLFLOW_URI"] = f"sqlite:///{launch.stores / (run + '.db')}"
-    log = _open_log(run, launch, command)
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    with _open_log(run, launch, command) as log:  # the child holds its own copy of the descriptor
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -66,6 +66,7 @@ def train_stage_two(
     key = fingerprint(checkpoint_model_config(model_config), checkpoint_trajectory(train_config), item_codes,
                       integrated_embeddings, train_sequences, valid_samples)
     checkpoint = Path(rt.checkpoint_dir) / f"generative-{key}.pt"
+    built_with = resolve_config(model_config, item_codes, integrated_embeddings).to_dict()  # widths filled in
     start = time.perf_counter()
     with checkpoint_lock(checkpoint):
         result = train_generative(
@@ -83,7 +84,6 @@ def train_stage_two(
     seconds = time.perf_counter() - start
     tracking.log_metrics(result.best_valid_metrics, prefix=f"{rt.run_label}.generative.best_valid." if rt.run_label else "generative.best_valid.")
     log.info("Stage II: best step %d, valid %s (%.0f s)", result.best_step, result.best_valid_metrics, seconds)
-    built_with = resolve_config(model_config, item_codes, integrated_embeddings).to_dict()  # widths filled in
     model = {
         "model": result.best_state,
         "model_config": built_with,
