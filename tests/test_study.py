@@ -144,6 +144,12 @@ def test_study_runs_and_report(tmp_path: Path, monkeypatch):
     unger_record = json.loads((tmp_path / "docs/runs/unger_s2024.json").read_text())
     assert 0 < unger_record["stage_one"]["test"]["ndcg@10"] <= unger_record["stage_one"]["test"]["recall@10"] <= 1
     assert "stage_one" not in json.loads((tmp_path / "docs/runs/tiger_s2024.json").read_text())
+    # The aligning run also keeps how close CKA pulled E_C to E_T over the catalog; DIN alone has no E_T.
+    alignment = unger_record["stage_one"]["alignment"]
+    assert alignment["items"] > 0 and 0 < alignment["mrr"] <= 1 and 1 <= alignment["median_rank"] <= alignment["items"]
+    assert "alignment" not in json.loads((tmp_path / "docs/runs/eager_s2024.json").read_text())["stage_one"]
+    assert "unger_s2024.fusion.alignment.hit_at_10" in keys
+    assert "## How close CKA pulls E_C to E_T (not in the paper)" in text and "| unger_s2024 | cosine |" in text
     assert results["unger"]["stage_one_test"]["runs"] == ["unger_s2024"]
     assert "## Stage I's DIN alone (not in the paper)" in text and "| UNGER (ours) | 1 |" in text
     assert "## Test NDCG@10 by the target's training count (not in the paper)" in text and "| test users |" in text

@@ -279,6 +279,7 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
             lines.append(f"| {x} | {name} | {n} | " + " | ".join(f"{mean[m]:.4f}" for m in METRICS) + " |")
         lines.append("")
     lines += ["## Stage I's DIN alone (not in the paper)", "", *_stage_one_lines(summary), ""]
+    lines += ["## How close CKA pulls E_C to E_T (not in the paper)", "", *_alignment_lines(summary), ""]
     lines += ["## Test NDCG@10 by the target's training count (not in the paper)", "", *_popularity_lines(summary), ""]
     lines += ["## Inference time, unified vs dual code (paper Figure 2)", "", *_speed_lines(summary), *_decoding_time_lines(decoding_times),
               *_benchmark_speed_lines(benchmarks), ""]
@@ -319,6 +320,23 @@ def _stage_one_lines(summary: dict) -> list[str]:
         sd = f" ± {st['std']['ndcg@10']:.4f}" if st["std"] else ""
         lines.append(f"| {entry['experiment'].label} | {len(st['runs'])} | {din:.4f}{sd} | {st['mean']['recall@10']:.4f} | "
                      f"{full:.4f} | {full / din:.2f} |")
+    return lines
+
+
+def _alignment_lines(summary: dict) -> list[str]:
+    """Each aligning run's catalog-wide alignment of E_C to E_T (``unger.analysis.alignment``)."""
+    runs = [r for e in summary["experiments"].values() for r in e["runs"] if r.get("stage_one", {}).get("alignment")]
+    if not runs:
+        return ["No run has recorded it yet (runs recorded since the diagnostic was added do)."]
+    lines = ["For every item, E_T[i] ranked among all items' E_T by similarity to E_C[i] (chance: hit@10 = 10 / N,",
+             "median rank N / 2); `positive cos` is the mean cosine of E_C[i] and E_T[i].", "",
+             "| run | similarity | tau | alpha | hit@1 | hit@10 | MRR | median rank | positive cos | test ndcg@10 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        a, fusion = r["stage_one"]["alignment"], r.get("params", {}).get("fusion", {})
+        lines.append(f"| {r['run']} | {fusion.get('similarity', '-')} | {fusion.get('tau', '-')} | {fusion.get('alpha', '-')} | "
+                     f"{a['hit@1']:.3f} | {a['hit@10']:.3f} | {a['mrr']:.3f} | {a['median_rank']:.0f} | "
+                     f"{a['positive_cosine_mean']:.3f} | {r['test']['ndcg@10']:.4f} |")
     return lines
 
 

@@ -344,3 +344,22 @@ def test_a_din_alone_checkpoint_is_named_without_the_semantic_matrix_it_never_re
     concat = small_config(variant="concat", alpha=3.0)
     assert stage_one_checkpoint_key(longer, semantic, train, valid) == stage_one_checkpoint_key(din_alone, other, train, valid)
     assert stage_one_checkpoint_key(concat, semantic, train, valid) == stage_one_checkpoint_key(din_alone, semantic, train, valid)
+
+
+def test_stage_one_evaluation_reports_alignment_only_where_cka_trains(data):
+    """Alignment training lifts E_C's retrieval of its own E_T well above chance (1/40 at hit@1)."""
+    from unger.training.fusion import evaluate_stage_one
+
+    train, valid, semantic = data
+    splits = {"valid": valid}
+    aligned = small_config(alpha=5.0, tau=0.1, lr=1e-2, max_steps=60, eval_every=60, align_batch_size=NUM_ITEMS)
+    result = train_fusion(train, valid, semantic, aligned, CPU)
+    out = evaluate_stage_one(result.state_dict, aligned, semantic, splits, CPU)
+    assert out["alignment"]["items"] == NUM_ITEMS
+    assert out["alignment"]["hit@1"] > 0.5 and out["alignment"]["median_rank"] <= 2
+    untrained = evaluate_stage_one(train_fusion(train, valid, semantic, small_config(lr=1e-12), CPU).state_dict,
+                                   small_config(lr=1e-12), semantic, splits, CPU)
+    assert untrained["alignment"]["hit@1"] < 0.3
+    din_alone = small_config(variant="collaborative_only")
+    assert "alignment" not in evaluate_stage_one(train_fusion(train, valid, semantic, din_alone, CPU).state_dict,
+                                                 din_alone, semantic, splits, CPU)

@@ -94,8 +94,11 @@ def evaluate_stage_one(state: dict, config: FusionConfig, semantic: np.ndarray, 
     """Stage I's DIN as a recommender on its own: Recall/NDCG@5/10/20 over all items per split.
 
     What the unicodes and Stage II can at best keep of what Stage I learned; empty for a variant
-    without a DIN (``semantic_only``).
+    without a DIN (``semantic_only``). A configuration that aligns also gets ``alignment``: how close
+    CKA has pulled each E_C row to its own E_T row over the whole catalog (``alignment_diagnostics``).
     """
+    from unger.analysis.alignment import alignment_diagnostics
+
     if not config.trains:
         return {}
     model = FusionModel(semantic, config).to(device)
@@ -105,6 +108,9 @@ def evaluate_stage_one(state: dict, config: FusionConfig, semantic: np.ndarray, 
         histories = torch.from_numpy(left_pad(samples["history"].tolist(), config.max_history))
         metrics = evaluate_fusion(model, histories, samples["target"].to_numpy(), device, batch_size)
         out[split] = {**metrics, "users": len(samples)}
+    if config.aligns:
+        out["alignment"] = alignment_diagnostics(collaborative_matrix(model), adapted_semantic_matrix(model),
+                                                 config.similarity)
     return out
 
 

@@ -118,7 +118,10 @@ def evaluate_stage_one(
     label = str(variant.get("label", "main"))
     prefix = "" if label == "main" else f"{label}."
     for split, values in metrics.items():
-        tracking.log_metrics({k: v for k, v in values.items() if k != "users"}, prefix=f"{prefix}fusion.{split}.")
+        tracking.log_metrics({k: v for k, v in values.items() if k not in ("users", "items")},
+                             prefix=f"{prefix}fusion.{split}.")
     if metrics:
         log.info("Stage I (%s) alone, test: %s", config.variant, metrics["test"])
+    if "alignment" in metrics:
+        log.info("Stage I (%s) alignment of E_C to E_T over all items: %s", config.variant, metrics["alignment"])
     return {"variant": config.variant, "best_step": fusion_model.get("best_step"), **metrics}

@@ -26,6 +26,8 @@ def record_run(evaluation_metrics: dict[str, Any], meta: dict[str, Any], run_con
     extra = {}
     if stage_one and "test" in stage_one:
         extra["stage_one"] = {split: {m: stage_one[split][m] for m in METRICS} for split in ("test", "valid")}
+        if "alignment" in stage_one:
+            extra["stage_one"]["alignment"] = stage_one["alignment"]
     if popularity_metrics:
         extra["by_popularity"] = popularity_metrics["test"]
         if "valid" in popularity_metrics:
