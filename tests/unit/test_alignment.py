@@ -49,6 +49,8 @@ def test_dot_and_cosine_differ_when_norms_do():
     c = t * scale
     assert alignment_diagnostics(c, t, "cosine")["hit@1"] == 1.0
     dot = alignment_diagnostics(c, t, "dot")
+    assert dot["collaborative_norm_mean"] == pytest.approx(np.linalg.norm(c[1:], axis=1).mean(), rel=1e-5)
+    assert dot["adapted_norm_mean"] == pytest.approx(np.linalg.norm(t[1:], axis=1).mean(), rel=1e-5)
     assert dot["positive_cosine_mean"] == pytest.approx(1.0, abs=1e-5)
     assert dot["hit@1"] < 1.0
 

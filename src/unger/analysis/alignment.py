@@ -26,8 +26,9 @@ def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, simila
 
     Returns the mean and std of the positive similarity sim(E_C[i], E_T[i]) under ``similarity``, the
     mean over all pairs sim(E_C[i], E_T[j]) (the level a positive has to stand out from), the cosine of
-    the positives whatever ``similarity`` is, and the rank of E_T[i] among all E_T[j] scored against
-    E_C[i]: hit@k for each k, mean reciprocal rank and median rank (1 = best; ties counted against i).
+    the positives whatever ``similarity`` is, the mean row norm of each matrix, and the rank of E_T[i]
+    among all E_T[j] scored against E_C[i]: hit@k for each k, mean reciprocal rank and median rank (1 =
+    best; ties counted against i).
     """
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
@@ -52,6 +53,9 @@ def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, simila
         "positive_std": float(positive.std()),
         "all_pairs_mean": float(c.mean(axis=0) @ t.mean(axis=0)),
         "positive_cosine_mean": float(np.einsum("ij,ij->i", unit_c, unit_t).mean()),
+        # With the dot product the adapter can sharpen the InfoNCE by scaling E_T alone, leaving E_C unmoved.
+        "collaborative_norm_mean": float(np.linalg.norm(collaborative[1:], axis=1).mean()),
+        "adapted_norm_mean": float(np.linalg.norm(adapted[1:], axis=1).mean()),
         "mrr": float((1.0 / ranks).mean()),
         "median_rank": float(np.median(ranks)),
     }
