@@ -13,13 +13,6 @@ import numpy as np
 SIMILARITIES = ("cosine", "dot")
 
 
-def _rows(x: np.ndarray, similarity: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)[1:]
-    if similarity == "cosine":
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return x
-
-
 def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, similarity: str = "cosine",
                           ks: tuple[int, ...] = (1, 10, 100), chunk: int = 2048) -> dict[str, float]:
     """Alignment of E_C to E_T over items 1..N (row 0, padding, is skipped).
@@ -36,7 +29,11 @@ def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, simila
     if collaborative.shape != adapted.shape or collaborative.ndim != 2 or collaborative.shape[0] < 3:
         raise ValueError("need E_C and E_T of one shape (N + 1, d) with N >= 2, got "
                          f"{collaborative.shape} and {adapted.shape}")
-    c, t = _rows(collaborative, similarity), _rows(adapted, similarity)
+    rows_c, rows_t = collaborative[1:].astype(np.float32), adapted[1:].astype(np.float32)
+    norm_c, norm_t = np.linalg.norm(rows_c, axis=1), np.linalg.norm(rows_t, axis=1)
+    unit_c = rows_c / np.maximum(norm_c, 1e-12)[:, None]
+    unit_t = rows_t / np.maximum(norm_t, 1e-12)[:, None]
+    c, t = (unit_c, unit_t) if similarity == "cosine" else (rows_c, rows_t)
     n = c.shape[0]
     positive = np.empty(n, dtype=np.float32)
     ranks = np.empty(n, dtype=np.int64)
@@ -46,7 +43,6 @@ def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, simila
         # The positive is read off the same product, so rounding never ranks an item below itself.
         positive[start:start + chunk] = own = scores[rows, start + rows]
         ranks[start:start + chunk] = (scores >= own[:, None]).sum(axis=1)
-    unit_c, unit_t = _rows(collaborative, "cosine"), _rows(adapted, "cosine")
     out = {
         "items": n,
         "positive_mean": float(positive.mean()),
@@ -54,8 +50,8 @@ def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, simila
         "all_pairs_mean": float(c.mean(axis=0) @ t.mean(axis=0)),
         "positive_cosine_mean": float(np.einsum("ij,ij->i", unit_c, unit_t).mean()),
         # With the dot product the adapter can sharpen the InfoNCE by scaling E_T alone, leaving E_C unmoved.
-        "collaborative_norm_mean": float(np.linalg.norm(collaborative[1:], axis=1).mean()),
-        "adapted_norm_mean": float(np.linalg.norm(adapted[1:], axis=1).mean()),
+        "collaborative_norm_mean": float(norm_c.mean()),
+        "adapted_norm_mean": float(norm_t.mean()),
         "mrr": float((1.0 / ranks).mean()),
         "median_rank": float(np.median(ranks)),
     }
