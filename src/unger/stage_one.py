@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+SIMILARITIES = ("cosine", "dot")  # sim() of eq. 3: the paper allows either
 ALIGNMENT_FIELDS = ("use_cka", "use_mal", "alpha", "tau", "similarity", "align_batch_size", "integrated")
 
 

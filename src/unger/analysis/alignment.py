@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SIMILARITIES = ("cosine", "dot")
+from unger.stage_one import SIMILARITIES
 
 
 def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, similarity: str = "cosine",

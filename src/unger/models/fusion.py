@@ -19,11 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from unger.stage_one import aligns, stage_one_identity, trains
+from unger.stage_one import SIMILARITIES, aligns, stage_one_identity, trains
 
 VARIANTS = ("unger", "concat", "semantic_only", "collaborative_only")
 INTEGRATED = ("collaborative", "adapted_semantic", "sum", "concat")
-SIMILARITIES = ("cosine", "dot")
 
 
 @dataclass
