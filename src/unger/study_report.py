@@ -464,7 +464,7 @@ def render_figures(experiments: list[Experiment], summary: dict, study: dict) ->
         if not any(e.group == group for e in experiments):
             continue
         points = _sweep_points(group, experiments, summary, defaults.get(group))
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")  # room for the suptitle
         xs = [str(p[0]) for p in points]
         for ax, kind in zip(axes, ("recall", "ndcg")):
             for k, style in ((10, "o-"), (20, "s--")):
