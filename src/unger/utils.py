@@ -1,4 +1,4 @@
-"""Small shared helpers: device choice and seeding (no Kedro, no global state)."""
+"""Small shared helpers: device choice, seeding, row normalisation (no Kedro, no global state)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def unit_rows(x: np.ndarray, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``x`` scaled to unit L2 norm, and the norms they had. Zero rows stay zero (every cosine
+    with them is 0), so the padding row 0 of an embedding table passes through unchanged."""
+    x = np.asarray(x, dtype=dtype)
+    norms = np.linalg.norm(x, axis=1)
+    return x / np.maximum(norms, 1e-12)[:, None], norms
 
 
 def fingerprint(*parts) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from unger.stage_one import SIMILARITIES
+from unger.utils import unit_rows
 
 
 def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, similarity: str = "cosine",
@@ -30,9 +31,7 @@ def alignment_diagnostics(collaborative: np.ndarray, adapted: np.ndarray, simila
         raise ValueError("need E_C and E_T of one shape (N + 1, d) with N >= 2, got "
                          f"{collaborative.shape} and {adapted.shape}")
     rows_c, rows_t = collaborative[1:].astype(np.float32), adapted[1:].astype(np.float32)
-    norm_c, norm_t = np.linalg.norm(rows_c, axis=1), np.linalg.norm(rows_t, axis=1)
-    unit_c = rows_c / np.maximum(norm_c, 1e-12)[:, None]
-    unit_t = rows_t / np.maximum(norm_t, 1e-12)[:, None]
+    (unit_c, norm_c), (unit_t, norm_t) = unit_rows(rows_c), unit_rows(rows_t)
     c, t = (unit_c, unit_t) if similarity == "cosine" else (rows_c, rows_t)
     n = c.shape[0]
     positive = np.empty(n, dtype=np.float32)

@@ -40,14 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from unger.utils import unit_rows
+
 _BISECTION_STEPS = 30
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    # Zero rows stay zero: every similarity becomes 0, i.e. a uniform neighbourhood.
-    return x / np.maximum(norms, 1e-12)
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -115,7 +110,8 @@ def _kls(sources, target, n_reference, perplexity, temperature, seed, chunk_size
     refs = np.sort(np.random.default_rng(seed).choice(np.arange(1, n_items + 1), size=m, replace=False))
     if perplexity is not None and not 1.0 < perplexity < m - 1:
         raise ValueError(f"perplexity must lie in (1, {m - 1}) for {m} reference items, got {perplexity}")
-    units = [_unit_rows(x) for x in sets]
+    # Zero rows stay zero: every similarity becomes 0, i.e. a uniform neighbourhood.
+    units = [unit_rows(x, np.float64)[0] for x in sets]
     ref_units = [u[refs] for u in units]
     totals = np.zeros(len(sources))
     for start in range(1, n_items + 1, chunk_size):
@@ -203,7 +199,7 @@ def tsne_figure(
     for ax, (name, matrix) in zip(axes, embeddings.items()):
         x = np.asarray(matrix, dtype=np.float64)[1:]
         if normalize:
-            x = _unit_rows(x)
+            x = unit_rows(x, np.float64)[0]
         labels = KMeans(n_clusters=min(n_clusters, n), random_state=seed, n_init=4).fit_predict(x)
         points = x[sample - 1]
         tsne = TSNE(

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from unger.stage_one import SIMILARITIES, aligns, stage_one_identity, trains
+from unger.utils import unit_rows
 
 VARIANTS = ("unger", "concat", "semantic_only", "collaborative_only")
 INTEGRATED = ("collaborative", "adapted_semantic", "sum", "concat")
@@ -263,10 +264,6 @@ class FusionModel(nn.Module):
         return {"loss": seq_loss + self.config.alpha * align_loss, "seq_loss": seq_loss, "align_loss": align_loss}
 
 
-def _l2_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def pca_semantic(semantic: np.ndarray, dim: int, seed: int) -> np.ndarray:
     """PCA of rows 1..N of the semantic matrix to min(dim, N, ds) components; row 0 stays zero."""
     from sklearn.decomposition import PCA
@@ -281,7 +278,7 @@ def concat_embeddings(collaborative: np.ndarray, semantic: np.ndarray, dim: int,
     """[E_C ; PCA(E_S)] (paper 4.3), each half L2-normalised per row so that neither wins by raw scale
     alone (the analysis notes both are normalised before concatenation); row 0 zero."""
     reduced = pca_semantic(np.asarray(semantic, dtype=np.float32), dim, seed)
-    out = np.concatenate([_l2_rows(collaborative), _l2_rows(reduced)], axis=1)
+    out = np.concatenate([unit_rows(collaborative)[0], unit_rows(reduced)[0]], axis=1)
     out[0] = 0.0
     return out.astype(np.float32)
 
