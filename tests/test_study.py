@@ -202,6 +202,11 @@ def test_report_means_stds_and_goal_verdicts():
     assert summary["json"]["sasrec_ce"]["ndcg@10_vs_unger_same_seeds"] == pytest.approx(-0.2)
     assert "| sasrec_ce | 1/2 | 0.0800 | 0.1200 | 0.0400 | 0.0480 | -20.0% | - |" in text
     assert "| 4 | unger (default) | 1 |" in text  # the sweep's default point is unger's seed-1 run
+    from unger.study_report import render_figures
+
+    figure = render_figures(experiments, summary, study)["figure6.png"]
+    assert [ax.get_xlabel() for ax in figure.axes] == ["decoder layers", "decoder layers"]
+    assert [t.get_text() for t in figure.axes[1].get_xticklabels()] == ["4"]  # layers_1_s1 did not finish
 
 
 def test_settings_fingerprint_ignores_seeds_and_labels_only():

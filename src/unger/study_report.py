@@ -29,6 +29,15 @@ FIGURES = {
     "alpha": "alpha, weight of L_align in Stage I",
     "beta": "beta, weight of L_distillation in Stage II",
 }
+# The swept setting, as each figure's x-axis names it.
+AXES = {
+    "figure6": "decoder layers",
+    "figure7": "text encoder",
+    "figure8": "quantizer",
+    "figure9": "K (clusters per code level)",
+    "alpha": "alpha",
+    "beta": "beta",
+}
 # Rows every table shows besides its own group: the method itself (and, in Table 6, as CKA + IKD).
 _TABLE_EXTRA = {"table5": ["unger"], "table6": ["unger"], "tuning": ["unger"]}
 
@@ -470,7 +479,7 @@ def render_figures(experiments: list[Experiment], summary: dict, study: dict) ->
             for k, style in ((10, "o-"), (20, "s--")):
                 ax.plot(xs, [p[2][f"{kind}@{k}"] for p in points], style, label=f"{kind}@{k}")
             ax.set_title(f"{kind.upper()} (test)")
-            ax.set_xlabel(group)
+            ax.set_xlabel(AXES[group])
             ax.grid(alpha=0.3)
             ax.legend()
         if not points:
