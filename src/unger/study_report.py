@@ -21,22 +21,14 @@ TABLES = {
     "table6": "The two tasks (paper Table 6)",
     "tuning": "Beyond the paper's settings: what we tried to close the gap (not in the paper)",
 }
+# Each sweep's figure: its title, and the swept setting as the x-axis names it.
 FIGURES = {
-    "figure6": "Decoder layers (paper Figure 6)",
-    "figure7": "Semantic encoder (paper Figure 7)",
-    "figure8": "Quantizer (paper Figure 8)",
-    "figure9": "Codebook size K (paper Figure 9)",
-    "alpha": "alpha, weight of L_align in Stage I",
-    "beta": "beta, weight of L_distillation in Stage II",
-}
-# The swept setting, as each figure's x-axis names it.
-AXES = {
-    "figure6": "decoder layers",
-    "figure7": "text encoder",
-    "figure8": "quantizer",
-    "figure9": "K (clusters per code level)",
-    "alpha": "alpha",
-    "beta": "beta",
+    "figure6": ("Decoder layers (paper Figure 6)", "decoder layers"),
+    "figure7": ("Semantic encoder (paper Figure 7)", "text encoder"),
+    "figure8": ("Quantizer (paper Figure 8)", "quantizer"),
+    "figure9": ("Codebook size K (paper Figure 9)", "K (clusters per code level)"),
+    "alpha": ("alpha, weight of L_align in Stage I", "alpha"),
+    "beta": ("beta, weight of L_distillation in Stage II", "beta"),
 }
 # Rows every table shows besides its own group: the method itself (and, in Table 6, as CKA + IKD).
 _TABLE_EXTRA = {"table5": ["unger"], "table6": ["unger"], "tuning": ["unger"]}
@@ -278,7 +270,7 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
     if any(e.kind == "dominance" for e in experiments):
         lines += ["## Semantic dominance (paper Table 4)", "", *_dominance_lines(experiments, summary), ""]
     defaults = study.get("sweep_defaults") or {}
-    for group, title in FIGURES.items():
+    for group, (title, _) in FIGURES.items():
         points = _sweep_points(group, experiments, summary, defaults.get(group))
         if not any(e.group == group for e in experiments):
             continue
@@ -469,7 +461,7 @@ def render_figures(experiments: list[Experiment], summary: dict, study: dict) ->
 
     figures = {}
     defaults = study.get("sweep_defaults") or {}
-    for group, title in FIGURES.items():
+    for group, (title, axis) in FIGURES.items():
         if not any(e.group == group for e in experiments):
             continue
         points = _sweep_points(group, experiments, summary, defaults.get(group))
@@ -479,7 +471,7 @@ def render_figures(experiments: list[Experiment], summary: dict, study: dict) ->
             for k, style in ((10, "o-"), (20, "s--")):
                 ax.plot(xs, [p[2][f"{kind}@{k}"] for p in points], style, label=f"{kind}@{k}")
             ax.set_title(f"{kind.upper()} (test)")
-            ax.set_xlabel(AXES[group])
+            ax.set_xlabel(axis)
             ax.grid(alpha=0.3)
             ax.legend()
         if not points:

@@ -280,7 +280,7 @@ def concat_embeddings(collaborative: np.ndarray, semantic: np.ndarray, dim: int,
     reduced = pca_semantic(np.asarray(semantic, dtype=np.float32), dim, seed)
     out = np.concatenate([unit_rows(collaborative)[0], unit_rows(reduced)[0]], axis=1)
     out[0] = 0.0
-    return out.astype(np.float32)
+    return out
 
 
 @torch.no_grad()
