@@ -302,3 +302,22 @@ def test_din_alone_runs_on_other_text_encoders_are_checked_as_sharing_one_stage_
     experiments["collab_mpnet"]["overrides"]["fusion"]["variant"] = "unger"  # aligns: its own DIN
     experiments["collab"]["overrides"]["fusion"]["variant"] = "unger"
     assert expand_study(params)["collab_mpnet_s1"]["fusion"]["max_steps"] == 9000
+
+
+def test_sweep_default_point_stands_on_the_seeds_the_sweep_finished():
+    from unger.study_report import render_markdown, summarize
+
+    study = {"seeds": [1, 2], "experiments": {
+        "unger": {}, "quant_random": {"group": "figure8", "x": "random", "seeds": [1]},
+        "quant_residual": {"group": "figure8", "x": "residual", "seeds": [1, 2]},
+    }, "sweep_defaults": {"figure8": "hierarchical"}}
+    experiments = parse_experiments(study)
+    records = {"unger_s1": _record("unger_s1", 1, 0.050), "unger_s2": _record("unger_s2", 2, 0.060),
+               "quant_random_s1": _record("quant_random_s1", 1, 0.030), "quant_residual_s1": None,
+               "quant_residual_s2": None}
+    text = render_markdown(experiments, summarize(experiments, records), study, "")
+    # Seed 2 of the sweep is planned but not run: the default point is unger at seed 1 alone, not the 2-seed mean.
+    assert "| hierarchical | unger (default) | 1 | 0.1000 | 0.1500 | 0.0500 |" in text
+    records["quant_residual_s2"] = _record("quant_residual_s2", 2, 0.040)
+    text = render_markdown(experiments, summarize(experiments, records), study, "")
+    assert "| hierarchical | unger (default) | 2 | 0.1100 | 0.1650 | 0.0550 |" in text

@@ -182,11 +182,12 @@ def _table(names: list[str], summary: dict) -> list[str]:
 
 
 def _sweep_points(group: str, experiments: list[Experiment], summary: dict, default_x) -> list[tuple]:
-    """(x, label, test means, run count) for a sweep, its default point taken from the `unger` runs."""
+    """(x, label, test means, run count) for a sweep, its default point taken from the `unger` runs at the
+    seeds the sweep's own runs finished, so that every point of the sweep stands on the same seeds."""
     points = []
     unger = summary["experiments"].get("unger")
     if unger and default_x is not None:
-        base = [r for r in unger["runs"] if r["seed"] in _sweep_seeds(group, experiments)]
+        base = [r for r in unger["runs"] if r["seed"] in _sweep_seeds(group, experiments, summary)]
         if base:
             points.append((default_x, "unger (default)", _aggregate(base, "test")["mean"], len(base)))
     for exp in experiments:
@@ -197,9 +198,12 @@ def _sweep_points(group: str, experiments: list[Experiment], summary: dict, defa
     return sorted(points, key=lambda p: p[0]) if numeric else points
 
 
-def _sweep_seeds(group: str, experiments: list[Experiment]) -> set[int]:
-    seeds = {s for e in experiments if e.group == group for s in e.seeds}
-    return seeds or {min(s for e in experiments for s in e.seeds)}
+def _sweep_seeds(group: str, experiments: list[Experiment], summary: dict) -> set[int]:
+    """Seeds of the sweep's finished runs; before any finishes, its planned seeds (or the first seed)."""
+    in_group = [e for e in experiments if e.group == group]
+    finished = {r["seed"] for e in in_group for r in summary["experiments"][e.name]["runs"]}
+    planned = {s for e in in_group for s in e.seeds}
+    return finished or planned or {min(s for e in experiments for s in e.seeds)}
 
 
 def _test_ndcg10(entry: dict) -> float:
