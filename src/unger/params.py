@@ -69,7 +69,7 @@ class SemanticParams(Params):
 
 
 class QuantizationParams(Params):
-    method: Literal["hierarchical_kmeans", "residual_kmeans", "random", "rqvae"] = "hierarchical_kmeans"
+    method: Literal["hierarchical_kmeans", "residual_kmeans", "unique_residual_kmeans", "random", "rqvae"] = "hierarchical_kmeans"
     K: int = Field(256, ge=2)
     L: int | None = Field(None, ge=1)
     max_depth: int | None = Field(None, ge=1)

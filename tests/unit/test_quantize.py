@@ -15,6 +15,7 @@ from unger.quantize import (
     random_codes,
     residual_kmeans,
     train_rqvae,
+    unique_residual_kmeans,
 )
 
 N_ITEMS = 300
@@ -50,13 +51,15 @@ def results(blobs) -> dict[str, QuantizationResult]:
     return {
         "hierarchical_kmeans": quantize(blobs, "hierarchical_kmeans", K=4, seed=1),
         "residual_kmeans": quantize(blobs, "residual_kmeans", K=8, L=4, seed=1),
+        "unique_residual_kmeans": quantize(blobs, "unique_residual_kmeans", K=8, seed=1),
         "random": quantize(blobs, "random", K=4, seed=1),
         "rqvae": quantize(blobs, "rqvae", K=32, L=3, seed=1, epochs=3, batch_size=128, hidden_dim=32),
     }
 
 
 @pytest.mark.parametrize(
-    "method,K", [("hierarchical_kmeans", 4), ("residual_kmeans", 8), ("random", 4), ("rqvae", 32)]
+    "method,K",
+    [("hierarchical_kmeans", 4), ("residual_kmeans", 8), ("unique_residual_kmeans", 8), ("random", 4), ("rqvae", 32)],
 )
 def test_every_method_gives_valid_unique_codes(results, method, K):
     _assert_valid(results[method], N_ITEMS, K)
@@ -195,6 +198,36 @@ def test_disambiguate_helper():
     assert none == 0 and same.shape == (2, 2)
 
 
+# --- unique residual k-means --------------------------------------------------------------------
+
+
+def test_unique_residual_kmeans_separates_collisions_by_assignment_not_an_extra_level():
+    result = unique_residual_kmeans(_duplicated_points(), K=8, seed=0)
+    _assert_valid(result, 11, 8)
+    # residual_kmeans needs a third, meaningless level here (see above); this one stays at two levels.
+    assert result.num_levels == 2 and not result.disambiguated and result.collisions_before_dedup == 0
+    # Items alone at their location end after level 1 (padded, as hierarchical k-means ends singletons).
+    np.testing.assert_array_equal(result.depth[1:], [2, 2, 1, 2, 1, 1, 2, 1, 1, 2, 1])
+    # Items 1, 4, 10 share a location, so at most one of them keeps its nearest level-2 centroid.
+    assert result.extra["moved_from_nearest"][1] > 0
+
+
+def test_unique_residual_kmeans_level_two_values_mean_the_same_offset_in_every_cluster():
+    offsets = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], dtype=float)
+    centres = np.array([[0, 0], [100, 0], [0, 100], [100, 100]], dtype=float)
+    rng = np.random.default_rng(3)
+    pairs = [(c, o) for c in range(4) for o in range(4)]
+    pairs = [pairs[i] for i in rng.permutation(len(pairs))]  # item ids do not follow the offsets
+    x = np.array([centres[c] + offsets[o] for c, o in pairs])
+    result = unique_residual_kmeans(_with_padding(x), K=4, seed=0)
+    _assert_valid(result, 16, 4)
+    level_one = {}
+    for item, (centre, offset) in enumerate(pairs, start=1):
+        assert level_one.setdefault(offset, result.codes[item, 1]) == result.codes[item, 1]
+    assert len(set(level_one.values())) == 4 and result.extra["moved_from_nearest"] == [0.0, 0.0]
+    assert result.extra["reconstruction_mse"][1] == pytest.approx(0.0, abs=1e-9)
+
+
 # --- random codes and RQ-VAE --------------------------------------------------------------------
 
 
@@ -229,6 +262,7 @@ def test_rqvae_logs_metrics_and_reports_stats(blobs):
     [
         ("hierarchical_kmeans", {"K": 4}),
         ("residual_kmeans", {"K": 8, "L": 4}),
+        ("unique_residual_kmeans", {"K": 8}),
         ("random", {"K": 4}),
         ("rqvae", {"K": 32, "L": 3, "epochs": 3, "batch_size": 128, "hidden_dim": 32}),
     ],

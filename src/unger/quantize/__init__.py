@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from unger.quantize.common import QuantizationResult, disambiguate, random_codes
-from unger.quantize.kmeans import hierarchical_kmeans, residual_kmeans
+from unger.quantize.kmeans import hierarchical_kmeans, residual_kmeans, unique_residual_kmeans
 from unger.quantize.rqvae import train_rqvae
 
-METHODS = ("hierarchical_kmeans", "residual_kmeans", "random", "rqvae")
+METHODS = ("hierarchical_kmeans", "residual_kmeans", "unique_residual_kmeans", "random", "rqvae")
 
 __all__ = [
     "METHODS",
@@ -25,6 +25,7 @@ __all__ = [
     "random_codes",
     "residual_kmeans",
     "train_rqvae",
+    "unique_residual_kmeans",
 ]
 
 
@@ -41,14 +42,16 @@ def quantize(
 
     ``L`` is the number of levels: for ``residual_kmeans`` (default 4) and ``rqvae`` (default 3) the
     number of codebooks before a possible disambiguation level, for ``random`` the code length
-    (default: smallest with ``K**L >= N``). ``hierarchical_kmeans`` ignores ``L`` because its depth
-    follows the data; cap it with ``max_depth=`` in ``kw``. ``device`` is used by ``rqvae`` only;
+    (default: smallest with ``K**L >= N``). ``hierarchical_kmeans`` and ``unique_residual_kmeans`` ignore
+    ``L`` because their depth follows the data; cap it with ``max_depth=`` in ``kw``. ``device`` is used by ``rqvae`` only;
     remaining keyword arguments go to the method's function.
     """
     if method == "hierarchical_kmeans":
         return hierarchical_kmeans(embeddings, K=K, seed=seed, **kw)
     if method == "residual_kmeans":
         return residual_kmeans(embeddings, K=K, L=4 if L is None else L, seed=seed, **kw)
+    if method == "unique_residual_kmeans":
+        return unique_residual_kmeans(embeddings, K=K, seed=seed, **kw)
     if method == "random":
         return random_codes(np.asarray(embeddings).shape[0] - 1, K=K, L=L, seed=seed, **kw)
     if method == "rqvae":

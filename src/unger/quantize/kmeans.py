@@ -1,4 +1,6 @@
-"""K-means quantizers: the paper's recursive hierarchical k-means and residual k-means (Algorithm 1).
+"""K-means quantizers: the paper's recursive hierarchical k-means and residual k-means (Algorithm 1),
+and a hybrid of the two that keeps residual k-means' shared codebooks with hierarchical k-means' unique
+codes.
 
 Both use scikit-learn's :class:`~sklearn.cluster.KMeans` and return a
 :class:`~unger.quantize.common.QuantizationResult` with codes shaped ``(N + 1, L)`` (row 0 padding).
@@ -9,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
@@ -175,3 +178,88 @@ def residual_kmeans(
 
     extra = {"input_mean_sq_norm": float((x**2).sum(axis=1).mean()), "reconstruction_mse": recon}
     return residual_result(item_codes, L, K, "residual_kmeans", extra)
+
+
+def unique_residual_kmeans(
+    embeddings: np.ndarray,
+    K: int = 256,
+    seed: int = 2024,
+    n_init: int = 1,
+    max_iter: int = 300,
+) -> QuantizationResult:
+    """Residual k-means whose codes are made unique inside each cluster, with no disambiguation level.
+
+    Not in the paper: a hybrid of its two quantizers. Level ``l`` fits one codebook of ``K`` centroids
+    on the residuals of the items still without a unique code, as residual k-means does, so a code
+    value means the same direction in every cluster. Items sharing a prefix form a group; a group of
+    at most ``K`` items gets ``K`` distinct values by a minimum-cost assignment (Hungarian, squared
+    distance of each residual to the centroids) and its codes end there, as hierarchical k-means ends
+    a small cluster, rather than receiving residual k-means' meaningless collision rank. A larger
+    group takes each item's nearest centroid, subtracts it, and goes on to the next level; a group the
+    nearest centroids do not split is cut into ``K`` chunks in item-id order, so the codes terminate.
+
+    Codes are right-padded with 0 (``depth`` is the unpadded length), unique for the reason given in
+    :func:`hierarchical_kmeans`. ``extra["moved_from_nearest"][l]`` is the share of the items coded at
+    level ``l`` by assignment whose value is not their nearest centroid (the price of uniqueness), and
+    ``extra["reconstruction_mse"][l]`` the mean squared residual of all items after level ``l``.
+    """
+    check_codebook_size(K)
+    x = item_matrix(embeddings).astype(np.float64)
+    n_items = x.shape[0]
+    residual = x.copy()
+    codes = np.zeros((n_items, 0), dtype=np.int64)
+    depth = np.zeros(n_items, dtype=np.int64)
+    moved, recon, fallback_splits = [], [], 0
+    groups = [np.arange(n_items)]
+    level = 0
+    while groups:
+        codes = np.concatenate([codes, np.zeros((n_items, 1), dtype=np.int64)], axis=1)
+        active = np.concatenate(groups)
+        km = _kmeans(residual[active].astype(np.float32), min(K, len(active)), seed + level, n_init, max_iter)
+        centroids = km.cluster_centers_.astype(np.float64)
+        nearest = np.zeros(n_items, dtype=np.int64)
+        nearest[active] = km.labels_
+        assigned, changed, next_groups = 0, 0, []
+        for group in groups:
+            if len(group) <= K:
+                r = residual[group]
+                dist = (r**2).sum(axis=1)[:, None] - 2 * r @ centroids.T + (centroids**2).sum(axis=1)[None]
+                rows, cols = linear_sum_assignment(dist)
+                labels = np.empty(len(group), dtype=np.int64)
+                labels[rows] = cols
+                changed += int((labels != dist.argmin(axis=1)).sum())
+                assigned += len(group)
+                next_members: list[np.ndarray] = []
+            else:
+                labels = nearest[group]
+                if len(np.unique(labels)) < 2:
+                    labels = np.arange(len(group)) * K // len(group)
+                    fallback_splits += 1
+                order = np.argsort(labels, kind="stable")
+                bounds = np.flatnonzero(np.diff(labels[order])) + 1
+                next_members = [m for m in np.split(group[order], bounds) if len(m) > 1]
+            codes[group, level] = labels
+            depth[group] = level + 1
+            residual[group] -= centroids[labels]
+            next_groups.extend(next_members)
+        moved.append(changed / assigned if assigned else 0.0)
+        recon.append(float((residual**2).sum(axis=1).mean()))
+        groups = next_groups
+        level += 1
+
+    padded_depth = np.zeros(n_items + 1, dtype=np.int64)
+    padded_depth[1:] = depth
+    return QuantizationResult(
+        codes=with_padding_row(codes),
+        depth=padded_depth,
+        num_levels=codes.shape[1],
+        codebook_size=K,
+        collisions_before_dedup=0,
+        method="unique_residual_kmeans",
+        extra={
+            "input_mean_sq_norm": float((x**2).sum(axis=1).mean()),
+            "reconstruction_mse": recon,
+            "moved_from_nearest": moved,
+            "fallback_splits": fallback_splits,
+        },
+    )
