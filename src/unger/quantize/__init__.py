@@ -43,8 +43,8 @@ def quantize(
     ``L`` is the number of levels: for ``residual_kmeans`` (default 4) and ``rqvae`` (default 3) the
     number of codebooks before a possible disambiguation level, for ``random`` the code length
     (default: smallest with ``K**L >= N``). ``hierarchical_kmeans`` and ``unique_residual_kmeans`` ignore
-    ``L`` because their depth follows the data; cap it with ``max_depth=`` in ``kw``. ``device`` is used by ``rqvae`` only;
-    remaining keyword arguments go to the method's function.
+    ``L`` because their depth follows the data (cap the former's with ``max_depth=`` in ``kw``).
+    ``device`` is used by ``rqvae`` only; remaining keyword arguments go to the method's function.
     """
     if method == "hierarchical_kmeans":
         return hierarchical_kmeans(embeddings, K=K, seed=seed, **kw)

@@ -2,7 +2,7 @@
 and a hybrid of the two that keeps residual k-means' shared codebooks with hierarchical k-means' unique
 codes.
 
-Both use scikit-learn's :class:`~sklearn.cluster.KMeans` and return a
+All three use scikit-learn's :class:`~sklearn.cluster.KMeans` and return a
 :class:`~unger.quantize.common.QuantizationResult` with codes shaped ``(N + 1, L)`` (row 0 padding).
 """
 
@@ -192,7 +192,7 @@ def unique_residual_kmeans(
     Not in the paper: a hybrid of its two quantizers. Level ``l`` fits one codebook of ``K`` centroids
     on the residuals of the items still without a unique code, as residual k-means does, so a code
     value means the same direction in every cluster. Items sharing a prefix form a group; a group of
-    at most ``K`` items gets ``K`` distinct values by a minimum-cost assignment (Hungarian, squared
+    at most ``K`` items gets one distinct value per item by a minimum-cost assignment (Hungarian, squared
     distance of each residual to the centroids) and its codes end there, as hierarchical k-means ends
     a small cluster, rather than receiving residual k-means' meaningless collision rank. A larger
     group takes each item's nearest centroid, subtracts it, and goes on to the next level; a group the
