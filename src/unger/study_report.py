@@ -275,9 +275,9 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
         lines += ["## Semantic dominance (paper Table 4)", "", *_dominance_lines(experiments, summary), ""]
     defaults = study.get("sweep_defaults") or {}
     for group, (title, _) in FIGURES.items():
-        points = _sweep_points(group, experiments, summary, defaults.get(group))
         if not any(e.group == group for e in experiments):
             continue
+        points = _sweep_points(group, experiments, summary, defaults.get(group))
         lines += [f"## {title}", "", f"![{group}](figures/{group}.png)", "", "| value | run | seeds | " + " | ".join(METRICS) + " |",
                   "|" + "---|" * (len(METRICS) + 3)]
         for x, name, mean, n in points:
