@@ -181,6 +181,14 @@ def _table(names: list[str], summary: dict) -> list[str]:
     return lines
 
 
+def _sweeps(experiments: list[Experiment], summary: dict, study: dict):
+    """(group, title, axis, points) for each sweep in FIGURES that has experiments."""
+    defaults = study.get("sweep_defaults") or {}
+    for group, (title, axis) in FIGURES.items():
+        if any(e.group == group for e in experiments):
+            yield group, title, axis, _sweep_points(group, experiments, summary, defaults.get(group))
+
+
 def _sweep_points(group: str, experiments: list[Experiment], summary: dict, default_x) -> list[tuple]:
     """(x, label, test means, run count) for a sweep, its default point taken from the `unger` runs at the
     seeds the sweep's own runs finished, so that every point of the sweep stands on the same seeds."""
@@ -273,11 +281,7 @@ def render_markdown(experiments: list[Experiment], summary: dict, study: dict, n
             lines += [f"## {title}", "", *_table(own + _TABLE_EXTRA.get(group, []), summary), ""]
     if any(e.kind == "dominance" for e in experiments):
         lines += ["## Semantic dominance (paper Table 4)", "", *_dominance_lines(experiments, summary), ""]
-    defaults = study.get("sweep_defaults") or {}
-    for group, (title, _) in FIGURES.items():
-        if not any(e.group == group for e in experiments):
-            continue
-        points = _sweep_points(group, experiments, summary, defaults.get(group))
+    for group, title, _, points in _sweeps(experiments, summary, study):
         lines += [f"## {title}", "", f"![{group}](figures/{group}.png)", "", "| value | run | seeds | " + " | ".join(METRICS) + " |",
                   "|" + "---|" * (len(METRICS) + 3)]
         for x, name, mean, n in points:
@@ -464,11 +468,7 @@ def render_figures(experiments: list[Experiment], summary: dict, study: dict) ->
     import matplotlib.pyplot as plt
 
     figures = {}
-    defaults = study.get("sweep_defaults") or {}
-    for group, (title, axis) in FIGURES.items():
-        if not any(e.group == group for e in experiments):
-            continue
-        points = _sweep_points(group, experiments, summary, defaults.get(group))
+    for group, title, axis, points in _sweeps(experiments, summary, study):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")  # room for the suptitle
         xs = [str(p[0]) for p in points]
         for ax, kind in zip(axes, ("recall", "ndcg")):
